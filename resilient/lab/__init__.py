@@ -1,0 +1,1 @@
+"""The herd lab: replays thundering herds under each strategy (``resilient herd``)."""

@@ -1,0 +1,1 @@
+"""The policy shells: validated options, plus ``bind``/``abind`` that run the machines."""

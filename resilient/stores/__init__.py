@@ -1,0 +1,1 @@
+"""Where cached entries, leases, shared tokens and shared buckets live."""
