@@ -45,7 +45,7 @@ class Predicate:
     apart so a policy never builds an :class:`Outcome` on the happy path.
     """
 
-    __slots__ = ("_error_types", "_error_tests", "_result_tests")
+    __slots__ = ("_error_tests", "_error_types", "_result_tests")
 
     def __init__(
         self,

@@ -114,11 +114,11 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> Iterator[str]:
+def redis_url(redis_server: RedisServer) -> str:
     """The private server's URL, running and empty for this test."""
     redis_server.start()
     redis_server.flush()
-    yield redis_server.url
+    return redis_server.url
 
 
 async def gather_all(*aws: Awaitable[T]) -> list[T]:

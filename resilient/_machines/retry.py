@@ -58,7 +58,7 @@ class RetryPlan:
     as the previous one did, so no attempt starts that would end past it.
     """
 
-    __slots__ = ("_attempt_started", "_delays", "attempts", "deadline", "max_retry_after", "made")
+    __slots__ = ("_attempt_started", "_delays", "attempts", "deadline", "made", "max_retry_after")
 
     def __init__(
         self,
