@@ -1,5 +1,6 @@
 """resilient: small policies that keep outbound calls alive and the systems behind them standing."""
 
+from . import http
 from ._clock import Clock
 from ._context import Context
 from ._events import add_listener, remove_listener
@@ -17,11 +18,13 @@ from .errors import (
     ResilienceError,
     TimeoutExceeded,
 )
+from .http import AsyncResilientTransport, ResilientTransport
 from .policies.retry import Retry, RetryBudget
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AsyncResilientTransport",
     "Backoff",
     "BulkheadFullError",
     "CacheLockTimeout",
@@ -41,11 +44,13 @@ __all__ = [
     "RateLimitedError",
     "Rejected",
     "ResilienceError",
+    "ResilientTransport",
     "Retry",
     "RetryBudget",
     "TimeoutExceeded",
     "add_listener",
     "errors",
+    "http",
     "jittered",
     "pipeline",
     "remove_listener",

@@ -1,0 +1,109 @@
+"""httpx integration: resilient transports and clients, HTTP predicates, per-host isolation.
+
+Every request sent through :class:`ResilientTransport` (or its async twin) runs
+through one policy, sync and async alike::
+
+    import resilient as rs
+
+    policy = rs.pipeline(
+        rs.Retry(attempts=4, on=rs.http.RETRYABLE, budget=rs.RetryBudget()),
+        rs.CircuitBreaker(on=rs.http.RETRYABLE),
+    )
+    with rs.http.client(policy, base_url="https://api.example.com", timeout=5) as client:
+        client.get("/prices/42")
+
+Rules the transports apply whatever the policy:
+
+* GET, HEAD, OPTIONS, PUT, DELETE and TRACE may be retried; POST and PATCH
+  only with an ``Idempotency-Key`` header; a streamed request body never.
+* ``Retry-After`` (429, 503) replaces the backoff delay (``rs.Retry`` reads it).
+* A response a retry discards is closed before the next attempt; one of 400
+  or above is read and its connection released at once.
+* ``Context.operation`` is ``"METHOD host/path"``; coalescing and caching keys
+  are :func:`request_key`: method, URL and a hash of ``Authorization`` and
+  ``Cookie`` (never the values), so two users never share a response.
+* Inside ``rs.Timeout``, each attempt's httpx timeouts are cut to what is left.
+* ``rs.Cache`` and ``rs.Coalesce`` share GET/HEAD responses as snapshots
+  (status, headers, body; JSON-safe for a Redis store); a cache stores only
+  2xx responses without ``Cache-Control: no-store``/``private`` (other
+  statuses: wrap it in :class:`SharedResponses` with ``statuses=``).
+
+Per-host isolation: one breaker and one bulkhead per host, so a failing host
+cannot open the circuit (or fill the bulkhead) of the others::
+
+    policy = rs.pipeline(
+        rs.Retry(on=rs.http.RETRYABLE),
+        rs.http.per_host(lambda: rs.pipeline(rs.CircuitBreaker(on=rs.http.RETRYABLE), rs.Bulkhead(20))),
+    )
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ._http_semantics import IDEMPOTENT_METHODS, RETRYABLE, RETRYABLE_STATUSES, replay_refusal, request_key, statuses
+from ._http_share import SharedResponses
+from ._http_transport import AsyncResilientTransport, ResilientTransport
+from ._policy import Policy
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRYABLE",
+    "RETRYABLE_STATUSES",
+    "AsyncResilientTransport",
+    "ResilientTransport",
+    "SharedResponses",
+    "async_client",
+    "client",
+    "host_of",
+    "replay_refusal",
+    "request_key",
+    "statuses",
+]
+
+# Options of httpx.Client that configure its default transport: given with no
+# transport=, they build the inner transport, which the resilient one wraps.
+_TRANSPORT_OPTIONS = ("verify", "cert", "trust_env", "http1", "http2", "limits", "proxy")
+
+
+def _inner_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    options = {name: kwargs.pop(name) for name in _TRANSPORT_OPTIONS if name in kwargs}
+    if "trust_env" in options:
+        kwargs["trust_env"] = options["trust_env"]  # the client reads it too (netrc)
+    if kwargs.get("transport") is not None and set(options) - {"trust_env"}:
+        raise TypeError(f"configure the transport you pass, not the client: got transport= and {sorted(options)}")
+    return options
+
+
+def client(policy: Policy, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` whose requests all run through ``policy``.
+
+    ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
+    ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
+    ``transport=`` to wrap your own); ``clock=`` goes to the resilient transport.
+    """
+    clock = kwargs.pop("clock", None)
+    options = _inner_options(kwargs)
+    inner = kwargs.pop("transport", None) or httpx.HTTPTransport(**options)
+    return httpx.Client(transport=ResilientTransport(policy, inner, clock=clock), **kwargs)
+
+
+def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose requests all run through ``policy`` (see :func:`client`)."""
+    clock = kwargs.pop("clock", None)
+    options = _inner_options(kwargs)
+    inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(**options)
+    return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, clock=clock), **kwargs)
+
+
+def host_of(key: str) -> str:
+    """The host (with its port, if any) of a :func:`request_key`: ``"GET https://h:8080/p"`` → ``"h:8080"``."""
+    rest = key.partition("://")[2]
+    end = len(rest)
+    for stop in "/?# ":
+        at = rest.find(stop)
+        if 0 <= at < end:
+            end = at
+    return rest[:end]
