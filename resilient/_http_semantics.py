@@ -86,18 +86,19 @@ def replay_refusal(request: httpx.Request) -> str | None:
 
 def operation_of(request: httpx.Request) -> str:
     """The ``Context.operation`` of a request: ``"METHOD host/path"`` (no query, no credentials)."""
-    url = request.url
-    return f"{request.method} {url.host}{url.path}"
+    ref = request.url._uri_reference  # the parsed parts, read without re-encoding
+    return f"{request.method} {ref.host}{ref.path}"
 
 
-def fingerprint(*secrets: str | None) -> str:
+def fingerprint(*secrets: bytes | None) -> str:
     """A short hash standing for credentials in keys; the values themselves never appear.
 
-    Formula: the first 16 bytes of BLAKE2b over the values joined by NUL, in hex.
+    Formula: the first 16 bytes of BLAKE2b (personalised ``resilient-http``)
+    over the values, each followed by a separator (``None`` is its own mark), in hex.
     """
     digest = hashlib.blake2b(digest_size=16, person=b"resilient-http")
     for secret in secrets:
-        digest.update(b"\0" if secret is None else secret.encode("utf-8", "surrogateescape") + b"\0\1")
+        digest.update(b"\0" if secret is None else secret + b"\0\1")
     return digest.hexdigest()
 
 
@@ -110,15 +111,18 @@ def request_key(request: httpx.Request) -> str:
     response and no credential appears in a key.
     """
     url = request.url
-    headers = request.headers
-    auth = headers.get("authorization")
-    cookie = headers.get("cookie")
-    userinfo = url.userinfo
-    if userinfo:
-        url = url.copy_with(username=None, password=None)
+    auth = cookie = None
+    for _, name, value in request.headers._list:  # one pass; Headers.get() costs a scan per name
+        if name == b"authorization":
+            auth = value if auth is None else auth + b"\0" + value
+        elif name == b"cookie":
+            cookie = value if cookie is None else cookie + b"\0" + value
+    userinfo = url._uri_reference.userinfo
     if auth is None and cookie is None and not userinfo:
         return f"{request.method} {url}"
-    return f"{request.method} {url} #{fingerprint(auth, cookie, userinfo.decode('latin-1'))}"
+    if userinfo:
+        url = url.copy_with(username=None, password=None)
+    return f"{request.method} {url} #{fingerprint(auth, cookie, userinfo.encode('utf-8', 'surrogateescape'))}"
 
 
 # -- deadlines ----------------------------------------------------------------

@@ -94,6 +94,13 @@ def test_request_key_fingerprints_credentials_and_never_shows_them() -> None:
         assert "s3cr3t" not in key
 
 
+def test_request_key_covers_every_credential_header() -> None:
+    """A second Authorization or Cookie header changes the key."""
+    one = request_key(httpx.Request("GET", URL, headers=[("Cookie", "a=1")]))
+    two = request_key(httpx.Request("GET", URL, headers=[("Cookie", "a=1"), ("Cookie", "b=2")]))
+    assert one != two
+
+
 def test_request_key_strips_url_credentials_into_the_fingerprint() -> None:
     """Credentials in the URL leave the key's URL and change its fingerprint."""
     one = request_key(httpx.Request("GET", "https://u:pw1@h.example/p"))
@@ -105,8 +112,8 @@ def test_request_key_strips_url_credentials_into_the_fingerprint() -> None:
 
 def test_fingerprint_is_a_fixed_length_hash() -> None:
     """A fingerprint is 32 hex characters and tells None from an empty value."""
-    assert len(fingerprint("a", None)) == 32
-    assert fingerprint(None, "") != fingerprint("", None)
+    assert len(fingerprint(b"a", None)) == 32
+    assert fingerprint(None, b"") != fingerprint(b"", None)
 
 
 def test_host_of_reads_the_host_and_port_of_a_key() -> None:
