@@ -22,16 +22,17 @@ async def anoop() -> int:
 
 def five_policy_pipeline() -> rs.Pipeline:
     """Fallback, CircuitBreaker, Retry, Timeout, Bulkhead where they exist (Retry stands in otherwise)."""
+    options: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("Fallback", (), {"value": 0}),
+        ("CircuitBreaker", (), {}),
+        ("Retry", (), {}),
+        ("Timeout", (30,), {}),
+        ("Bulkhead", (1_000,), {}),
+    ]
     policies: list[rs.Policy] = []
-    for name, make in [
-        ("Fallback", lambda cls: cls(value=0)),
-        ("CircuitBreaker", lambda cls: cls()),
-        ("Retry", lambda cls: cls()),
-        ("Timeout", lambda cls: cls(30)),
-        ("Bulkhead", lambda cls: cls(1_000)),
-    ]:
+    for name, args, kwargs in options:
         cls = getattr(rs, name, None)
-        policies.append(make(cls) if cls is not None else rs.Retry())
+        policies.append(cls(*args, **kwargs) if cls is not None else rs.Retry())
     return rs.pipeline(*policies)
 
 
