@@ -1,14 +1,9 @@
 """resilient: small policies that keep outbound calls alive and the systems behind them standing."""
 
-from . import http
+from . import http  # noqa: F401 (the rs.http namespace: rs.http.client, rs.http.RETRYABLE, ...)
 from ._clock import Clock
 from ._context import Context
-from ._events import add_listener, remove_listener
-from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
-from ._outcome import Outcome, Predicate, errors, results
-from ._pipeline import Pipeline, pipeline
-from ._policy import Policy
-from .errors import (
+from ._errors import (
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -18,6 +13,11 @@ from .errors import (
     ResilienceError,
     TimeoutExceeded,
 )
+from ._events import add_listener, remove_listener
+from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._outcome import Outcome, Predicate, errors, results
+from ._pipeline import Pipeline, pipeline
+from ._policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
 from .policies.retry import Retry, RetryBudget
 
@@ -50,7 +50,6 @@ __all__ = [
     "TimeoutExceeded",
     "add_listener",
     "errors",
-    "http",
     "jittered",
     "pipeline",
     "remove_listener",

@@ -16,8 +16,8 @@ import httpx
 
 from ._clock import Clock
 from ._context import Context, current_deadline
+from ._errors import TimeoutExceeded
 from ._http_semantics import cut_timeouts, from_snapshot, operation_of, snapshot, timeout_phase
-from .errors import TimeoutExceeded
 
 __all__ = ["AsyncExchange", "Exchange", "aread_body", "exchange_of", "read_body"]
 
