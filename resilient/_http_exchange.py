@@ -1,11 +1,11 @@
 """One request's trip through a policy: the exchange, sync beside its async twin.
 
-A request becomes one :class:`~resilient.Context` whose ``fn`` is the bound
-``send`` of an exchange; each call of ``send`` is one attempt on the inner
-transport. The exchange remembers the response of its last attempt, so the next
-attempt (a retry) closes it first and the pool cannot leak; a response of 400
-or above is read at once and its connection released, so a retry's backoff
-never holds one.
+A request becomes one :class:`~resilient.Context` whose ``fn`` is an exchange
+and whose only argument is the request's key; each call of the exchange is one
+attempt on the inner transport. The exchange remembers the response of its last
+attempt, so the next attempt (a retry) closes it first and the pool cannot
+leak; a response of 400 or above is read at once and its connection released,
+so a retry's backoff never holds one.
 """
 
 from __future__ import annotations
@@ -87,6 +87,9 @@ def _foreign(value: Any, exchange: Exchange | AsyncExchange) -> httpx.Response:
     """The response to hand out when the pipeline returned something this exchange did not produce."""
     if isinstance(value, dict):  # a snapshot (rs.http response sharing)
         return from_snapshot(value, exchange.request)
+    delivered = exchange.delivered
+    if delivered is not None and delivered is value:  # made for this request from a shared snapshot
+        return delivered
     if isinstance(value, httpx.Response) and hasattr(value, "_content"):
         # Read already (shared by some policy): a fresh copy of it.
         return from_snapshot(snapshot(value, value.content, decoded=True), exchange.request)
@@ -100,18 +103,25 @@ def _foreign(value: Any, exchange: Exchange | AsyncExchange) -> httpx.Response:
 
 
 class Exchange:
-    """One request's trip through the policy; each :meth:`send` is one attempt."""
+    """One request's trip through the policy (threads); each call is one attempt.
 
-    __slots__ = ("clock", "inner", "request", "response", "timeouts")
+    Attributes:
+        request: the request.
+        response: the last attempt's response, closed by the next attempt.
+        delivered: a response made for this request from a shared snapshot.
+    """
+
+    __slots__ = ("clock", "delivered", "inner", "request", "response", "timeouts")
 
     def __init__(self, inner: httpx.BaseTransport, request: httpx.Request, clock: Clock) -> None:
         self.inner = inner
         self.request = request
         self.clock = clock
         self.response: httpx.Response | None = None
+        self.delivered: httpx.Response | None = None
         self.timeouts: dict[str, float | None] | None = None
 
-    def send(self, key: str) -> httpx.Response:
+    def __call__(self, key: str) -> httpx.Response:
         """One attempt (``key`` is the request's key, there for the policies)."""
         previous = self.response
         if previous is not None:  # discarded by a retry: give its connection back
@@ -140,16 +150,14 @@ class Exchange:
         return response
 
     def finish(self, value: Any) -> httpx.Response:
-        """The response the pipeline settled on; anything else this exchange opened is closed."""
+        """The response the pipeline settled on; any other this exchange opened is closed."""
         own = self.response
         if own is not None and own is value:
             return own
         if own is not None:
             self.response = None
             own.close()
-        response = _foreign(value, self)
-        self.response = response
-        return response
+        return _foreign(value, self)
 
     def abandon(self) -> None:
         """The pipeline raised: close the last attempt's response, if any."""
@@ -160,18 +168,19 @@ class Exchange:
 
 
 class AsyncExchange:
-    """The async twin of :class:`Exchange`."""
+    """The asyncio twin of :class:`Exchange`."""
 
-    __slots__ = ("clock", "inner", "request", "response", "timeouts")
+    __slots__ = ("clock", "delivered", "inner", "request", "response", "timeouts")
 
     def __init__(self, inner: httpx.AsyncBaseTransport, request: httpx.Request, clock: Clock) -> None:
         self.inner = inner
         self.request = request
         self.clock = clock
         self.response: httpx.Response | None = None
+        self.delivered: httpx.Response | None = None
         self.timeouts: dict[str, float | None] | None = None
 
-    async def send(self, key: str) -> httpx.Response:
+    async def __call__(self, key: str) -> httpx.Response:
         """One attempt (``key`` is the request's key, there for the policies)."""
         previous = self.response
         if previous is not None:
@@ -205,9 +214,7 @@ class AsyncExchange:
         if own is not None:
             self.response = None
             await own.aclose()
-        response = _foreign(value, self)
-        self.response = response
-        return response
+        return _foreign(value, self)
 
     async def abandon(self) -> None:
         own = self.response
@@ -218,9 +225,5 @@ class AsyncExchange:
 
 def exchange_of(ctx: Context) -> Exchange | AsyncExchange | None:
     """The exchange whose request ``ctx`` carries, or ``None`` for a call that is not a request."""
-    exchange = getattr(ctx.fn, "__self__", None)
-    return exchange if isinstance(exchange, (Exchange, AsyncExchange)) else None
-
-
-# Sync and async requests share cache and coalescing keys: one name for both sends.
-Exchange.send.__qualname__ = AsyncExchange.send.__qualname__ = "http.send"
+    fn = ctx.fn
+    return fn if isinstance(fn, (Exchange, AsyncExchange)) else None

@@ -107,7 +107,7 @@ class SharedResponses(Policy):
                 snap = shared(ctx)
             except NotStored as passed:
                 snap = passed.snapshot
-            response = exchange.response = from_snapshot(snap, exchange.request)
+            response = exchange.delivered = from_snapshot(snap, exchange.request)
             return response
 
         return step
@@ -131,7 +131,7 @@ class SharedResponses(Policy):
                 snap = await shared(ctx)
             except NotStored as passed:
                 snap = passed.snapshot
-            response = exchange.response = from_snapshot(snap, exchange.request)
+            response = exchange.delivered = from_snapshot(snap, exchange.request)
             return response
 
         return step

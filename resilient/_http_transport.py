@@ -58,7 +58,7 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = Context(operation_of(request), exchange.send, (request_key(request),))
+        ctx = Context(operation_of(request), exchange, (request_key(request),))
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -101,7 +101,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = Context(operation_of(request), exchange.send, (request_key(request),))
+        ctx = Context(operation_of(request), exchange, (request_key(request),))
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
