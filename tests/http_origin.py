@@ -78,6 +78,7 @@ class Origin:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 512  # the default backlog of 5 resets concurrent connects
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a client that gave up (a timeout test) closed its connection
@@ -106,6 +107,10 @@ class Origin:
     def start(self) -> Origin:
         self.thread.start()
         return self
+
+    def close(self) -> None:
+        """The same as :meth:`stop` (for ``contextlib.closing``)."""
+        self.stop()
 
     def stop(self) -> None:
         self.release.set()

@@ -3,7 +3,10 @@ connection pool, deadlines, bodies. Every case runs sync and async."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gzip
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,10 +15,10 @@ import httpx
 import pytest
 
 import resilient as rs
-from resilient._context import current_deadline
+from resilient._context import current_deadline, replay_forbidden
 from resilient.testing import FakeClock, capture_events
 
-from .conftest import free_port
+from .conftest import free_port, gather_all, run_threads
 from .http_origin import Caller, Origin, Reply
 
 MODES = ["sync", "async"]
@@ -148,3 +151,57 @@ async def test_connection_refused_is_retried_only_when_replayable(mode: str, met
     assert info.value.request.url == url
     assert len([e for e in events if e["event"] == "retry.attempt"]) == attempts - 1
     assert {e["operation"] for e in events} == {f"{method} 127.0.0.1/items"}
+
+
+def test_threads_retry_their_own_requests_only() -> None:
+    """Concurrent GETs and POSTs in 20 threads: every GET retries through its 503, no POST is retried."""
+    with contextlib.closing(Origin().start()) as origin:
+        for i in range(20):
+            origin.script(f"/t{i}", Reply(503), Reply(200))
+        with rs.http.client(retry(), base_url=origin.url) as client:
+            barrier = threading.Barrier(20)
+
+            def one(i: int) -> int:
+                barrier.wait(10)
+                method = "GET" if i % 2 == 0 else "POST"
+                return client.request(method, f"/t{i}", content=b"x").status_code
+
+            statuses = run_threads(20, one)
+            assert replay_forbidden.get() is None
+    assert statuses == [200 if i % 2 == 0 else 503 for i in range(20)]
+    assert [origin.hits[f"/t{i}"] for i in range(20)] == [2 if i % 2 == 0 else 1 for i in range(20)]
+
+
+async def test_tasks_retry_their_own_requests_only(origin: Origin) -> None:
+    """Concurrent GETs and POSTs in 20 tasks: every GET retries through its 503, no POST is retried."""
+    for i in range(20):
+        origin.script(f"/t{i}", Reply(503), Reply(200))
+    async with rs.http.async_client(retry(), base_url=origin.url) as client:
+
+        async def one(i: int) -> int:
+            method = "GET" if i % 2 == 0 else "POST"
+            return (await client.request(method, f"/t{i}", content=b"x")).status_code
+
+        statuses = await gather_all(*(one(i) for i in range(20)))
+    assert statuses == [200 if i % 2 == 0 else 503 for i in range(20)]
+    assert [origin.hits[f"/t{i}"] for i in range(20)] == [2 if i % 2 == 0 else 1 for i in range(20)]
+
+
+async def test_a_cancelled_request_leaves_nothing_behind(origin: Origin) -> None:
+    """A POST cancelled mid-flight resets the replay guard, and the single pooled connection serves on."""
+    origin.script("/slow", Reply(200, hold=True))
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with rs.http.async_client(retry(), base_url=origin.url, limits=limits, timeout=5.0) as client:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await client.post("/slow", content=b"x")
+        assert replay_forbidden.get() is None
+        origin.release.set()
+        assert (await client.get("/after")).status_code == 200
+
+
+def test_a_failed_post_resets_the_replay_guard() -> None:
+    """After a POST that raised, the calling context may retry again."""
+    with rs.http.client(retry()) as client, pytest.raises(httpx.ConnectError):
+        client.post(f"http://127.0.0.1:{free_port()}/x", content=b"x")
+    assert replay_forbidden.get() is None
