@@ -59,8 +59,12 @@ def _bypass(request: httpx.Request, stores: bool) -> bool:
 class SharedResponses(Policy):
     """Runs a sharing policy (``Cache``, ``Coalesce``) over response snapshots.
 
-    The transports wrap sharing policies in it by themselves; wrap one yourself
-    only to change which statuses a cache stores.
+    The transports wrap the sharing policies they find (the policy itself, or
+    a member of its pipelines, nested or not; not one made inside a
+    ``PerKey``) by themselves; wrap one yourself only to change which statuses
+    a cache stores. A response the cache may not store is handed to the callers
+    that waited for it, and counts as a failed refresh (with ``stale_if_error``,
+    a stale entry is served instead when there is one).
 
     Args:
         policy: the sharing policy.
@@ -73,6 +77,7 @@ class SharedResponses(Policy):
         if not isinstance(policy, Policy):
             raise TypeError(f"policy must be a resilient policy, got {policy!r}")
         self.policy = policy
+        vars(self)["kind"] = policy.kind  # a pipeline's stats name the wrapped policy
         self.stores = policy.kind == "cache"
         if statuses is None:
             self.statuses = SUCCESS_STATUSES
