@@ -191,8 +191,6 @@ class _Template:
             if spec:
                 parts.append(":" + spec)
             parts.append("}")
-        if not fields:
-            raise ValueError(f"{param} template {template!r} names no argument; use a field such as '{{id}}'")
         self._fields = tuple(fields)
         self._format = "".join(parts).format
         self._plans: dict[Any, Callable[[tuple[Any, ...], dict[str, Any]], str]] = {}
