@@ -70,7 +70,10 @@ async def main() -> dict[str, int]:
         started = time.perf_counter()
         stale = await cached(origin, cache)
         took = time.perf_counter() - started
-        print(f"stale:  {CALLERS} callers served version {stale[0]['version']} in {took * 1000:.0f} ms, while one refresh runs")
+        print(
+            f"stale:  {CALLERS} callers served version {stale[0]['version']} in {took * 1000:.0f} ms, "
+            "while one refresh runs"
+        )
         await asyncio.sleep(0.1)  # the background refresh completes
         fresh = await cached(origin, cache)
         print(f"fresh:  now version {fresh[0]['version']}; origin calls in all: {origin.calls}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import resilient as rs
-from resilient.stores.base import Entry, Store
+from resilient.stores.base import Entry, Lookup, Store
 
 
 def entry(value: Any, expires_at: float = 10.0, stale_until: float = 20.0) -> Entry:
@@ -27,18 +27,21 @@ def test_fresh_entry_is_returned_without_a_lease() -> None:
     store = rs.MemoryStore()
     store.set("k", entry("v"), now=0.0)
     assert store.get("k") == entry("v")
-    assert store.lookup("k", now=5.0, lease_ttl=1.0) == rs.stores.base.Lookup(entry("v"), None, False)
+    assert store.lookup("k", now=5.0, lease_ttl=1.0) == Lookup(entry("v"), None, False)
 
 
 def test_first_lookup_of_a_missing_key_gets_the_lease_and_the_next_sees_refreshing() -> None:
     """One caller gets the lease; while it is valid others are told someone refreshes."""
     store = rs.MemoryStore()
     first = store.lookup("k", now=0.0, lease_ttl=5.0)
-    assert first.lease is not None and first.entry is None
+    assert first.lease is not None
+    assert first.entry is None
     second = store.lookup("k", now=1.0, lease_ttl=5.0)
-    assert second.lease is None and second.refreshing
+    assert second.lease is None
+    assert second.refreshing
     third = store.lookup("k", now=5.0, lease_ttl=5.0)  # the first lease has lapsed
-    assert third.lease is not None and third.lease != first.lease
+    assert third.lease is not None
+    assert third.lease != first.lease
 
 
 def test_stale_entry_comes_with_the_lease() -> None:
@@ -46,9 +49,11 @@ def test_stale_entry_comes_with_the_lease() -> None:
     store = rs.MemoryStore()
     store.set("k", entry("old"), now=0.0)
     found = store.lookup("k", now=12.0, lease_ttl=5.0)
-    assert found.entry == entry("old") and found.lease is not None
+    assert found.entry == entry("old")
+    assert found.lease is not None
     waiting = store.lookup("k", now=12.0, lease_ttl=5.0)
-    assert waiting.entry == entry("old") and waiting.refreshing
+    assert waiting.entry == entry("old")
+    assert waiting.refreshing
 
 
 def test_set_with_the_lease_writes_and_releases_it() -> None:
@@ -108,7 +113,8 @@ def test_maxsize_bounds_the_entries() -> None:
     store.get("a")
     store.set("c", entry(3), now=0.0)
     assert store.get("b") is None
-    assert store.get("a") is not None and store.get("c") is not None
+    assert store.get("a") is not None
+    assert store.get("c") is not None
 
 
 class JsonSerializer:
@@ -124,10 +130,12 @@ def test_serializer_keeps_encoded_values_and_returns_copies() -> None:
     store = rs.MemoryStore(serializer=JsonSerializer())
     store.set("k", entry({"a": [1]}), now=0.0)
     first = store.get("k")
-    assert first is not None and first.value == {"a": [1]}
+    assert first is not None
+    assert first.value == {"a": [1]}
     first.value["a"].append(2)
     again = store.get("k")
-    assert again is not None and again.value == {"a": [1]}
+    assert again is not None
+    assert again.value == {"a": [1]}
     assert store.lookup("k", now=1.0, lease_ttl=1.0).entry == entry({"a": [1]})
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ import resilient as rs
 from tests.conftest import gather_all, run_threads
 
 
-async def settle(tasks: list[asyncio.Future[object]] | list[asyncio.Future[str]]) -> None:
+async def settle(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Cancel whatever is still running and wait for it, so no task outlives the test."""
     for t in tasks:
         if not t.done():
@@ -290,4 +292,4 @@ def test_stats_count_executions_and_joins() -> None:
 @pytest.mark.parametrize("key", ["k", ("tuple", 1), 5])
 def test_any_hashable_key(key: object) -> None:
     """Keys may be any hashable value."""
-    assert rs.SingleFlight().do(key, lambda: "ok") == "ok"  # type: ignore[arg-type]
+    assert rs.SingleFlight().do(key, lambda: "ok") == "ok"

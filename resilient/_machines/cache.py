@@ -21,6 +21,7 @@ __all__ = [
     "STALE",
     "USE",
     "WAIT",
+    "XFETCH_REACH",
     "PollPlan",
     "StoreHealth",
     "XFetch",
@@ -40,6 +41,12 @@ MISS: Final = "miss"  # nothing servable: load it (coalesced)
 USE: Final = "use"  # a fresh value is there (written meanwhile): return it
 FETCH: Final = "fetch"  # we hold the lease: call the origin, write, release
 WAIT: Final = "wait"  # another holder refreshes and there is nothing to serve: poll
+
+
+#: ``-ln(2**-53)``: with ``u = 1 - random()`` (so ``u >= 2**-53``), XFetch can
+#: never fire while ``expires_at - now > delta * beta * XFETCH_REACH``. Hits
+#: that far from expiry are surely FRESH and need no draw.
+XFETCH_REACH: Final = 53 * math.log(2)
 
 
 @dataclass(frozen=True, slots=True)

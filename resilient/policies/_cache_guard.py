@@ -17,12 +17,13 @@ from .._clock import Clock
 from .._events import emit
 from .._machines.cache import StoreHealth
 from .._stats import Counter
-from ..stores.base import Entry, Lookup, Store
+from ..stores.base import Entry, Lookup, Serializer, Store
 from ..stores.memory import MemoryStore
 
-__all__ = ["StoreGuard"]
+__all__ = ["StoreGuard", "checked_store"]
 
 _FALLBACK_SIZE = 1_000
+_STORE_METHODS = ("get", "lookup", "set", "release", "invalidate", "aget", "alookup", "aset", "arelease", "ainvalidate")
 
 
 class StoreGuard:
@@ -160,3 +161,19 @@ class StoreGuard:
     def __repr__(self) -> str:
         state: Any = "primary" if self.active is self.primary else "fallback"
         return f"StoreGuard({self.primary!r}, using={state})"
+
+
+def checked_store(store: Store | None, serializer: Serializer | None) -> Store:
+    """The cache's store: ``store`` checked against the interface, or a new ``MemoryStore``."""
+    if serializer is not None and not isinstance(serializer, Serializer):
+        raise TypeError(f"serializer must have dumps() and loads(), got {serializer!r}")
+    if store is None:
+        return MemoryStore(serializer=serializer)
+    missing = [m for m in _STORE_METHODS if not callable(getattr(store, m, None))]
+    if missing:
+        raise TypeError(f"store must implement the Store interface (missing {', '.join(missing)}), got {store!r}")
+    if serializer is not None:
+        if not hasattr(store, "serializer"):
+            raise TypeError(f"serializer: the store {store!r} takes no serializer; configure the store itself")
+        store.serializer = serializer
+    return store

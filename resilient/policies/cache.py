@@ -4,39 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
-import inspect
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, ParamSpec
+from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context, current_deadline
 from .._drivers_cache import aload, arefresh, load, refresh
 from .._events import emit
-from .._keys import ArgsKey, args_key, check_key, compile_key
+from .._keys import args_key, check_key, compile_key
 from .._machines._validate import number
-from .._machines.cache import EARLY, FRESH, STALE, PollPlan, XFetch, classify, lifetime
+from .._machines.cache import EARLY, FRESH, STALE, XFETCH_REACH, PollPlan, XFetch, classify, lifetime
 from .._policy import AsyncStep, Policy, SyncStep, operation_name
 from .._stats import Counter
 from ..singleflight import SingleFlight
 from ..stores.base import Entry, Serializer, Store
-from ..stores.memory import MemoryStore
-from ._cache_guard import StoreGuard
+from ._cache_fast import fast_path
+from ._cache_guard import StoreGuard, checked_store
 
 __all__ = ["Cache"]
 
 P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Keys refreshed in the background at once; more due refreshes wait for a later hit.
 MAX_BACKGROUND = 64
 #: Threads refreshing in the background for sync callers.
 REFRESH_WORKERS = 2
-
-_STORE_METHODS = ("get", "lookup", "set", "release", "invalidate", "aget", "alookup", "aset", "arelease", "ainvalidate")
 
 
 class Cache(Policy):
@@ -117,13 +114,16 @@ class Cache(Policy):
         if early_recompute is not None and not isinstance(early_recompute, XFetch):
             raise TypeError(f"early_recompute must be rs.XFetch(beta=...) or None, got {early_recompute!r}")
         self.early_recompute = early_recompute
+        # Hits this far before expiry (in units of the entry's delta) can never
+        # be XFetch-early, whatever the draw: the hit path skips the draw there.
+        self._reach = 0.0 if early_recompute is None else early_recompute.beta * XFETCH_REACH
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         if rng is not None and not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random, got {rng!r}")
         self._random = (rng or random).random
-        self.store: Store = _checked_store(store, serializer)
+        self.store: Store = checked_store(store, serializer)
         self._key = compile_key(key)
         self._guard = StoreGuard(self.store, self.clock)
         self.flight = SingleFlight()
@@ -140,21 +140,27 @@ class Cache(Policy):
         self._origin_calls = Counter()
         self._errors = Counter()
 
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate ``fn``; with an in-process store, a hit skips building a Context."""
         check_key(self._key, fn)
         wrapped = super().__call__(fn)
         primary = self.store
         build = args_key(self._key, fn, operation_name(fn))
-        if build is None or self.early_recompute is not None or getattr(primary, "in_process", False) is not True:
+        if build is None or getattr(primary, "in_process", False) is not True:
             return wrapped
-        return _fast_path(self, fn, wrapped, build)
+        return fast_path(self, fn, wrapped, build)
 
     # -- the hit path --------------------------------------------------------------
     def bind(self, inner: SyncStep) -> SyncStep:
         key_of, guard, primary = self._key, self._guard, self.store
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        plain = self.early_recompute is None
+        reach = self._reach
         hit = self._hits.incr
         slow = self._slow
 
@@ -165,7 +171,7 @@ class Cache(Policy):
                 entry = store.get(key) if store is primary else guard.get(key, ctx.operation)
             except Exception as exc:
                 entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and plain and now() < entry.expires_at:
+            if entry is not None and now() < entry.expires_at - entry.delta * reach:
                 hit()
                 return entry.value
             return slow(ctx, key, entry, inner)
@@ -176,7 +182,7 @@ class Cache(Policy):
         key_of, guard, primary = self._key, self._guard, self.store
         local = getattr(primary, "in_process", False) is True
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        plain = self.early_recompute is None
+        reach = self._reach
         hit = self._hits.incr
         aslow = self._aslow
 
@@ -192,7 +198,7 @@ class Cache(Policy):
                     entry = await store.aget(key)
                 except Exception as exc:
                     entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and plain and now() < entry.expires_at:
+            if entry is not None and now() < entry.expires_at - entry.delta * reach:
                 hit()
                 return entry.value
             return await aslow(ctx, key, entry, inner)
@@ -365,65 +371,8 @@ class Cache(Policy):
         return f"Cache(ttl={self.ttl!r}, store={self.store!r})"
 
 
-def _fast_path(cache: Cache, fn: Callable[..., Any], slow: Callable[..., Any], build: ArgsKey) -> Callable[..., Any]:
-    """``slow`` (the full Context path) behind an inlined hit check on the in-process store.
-
-    Same decision as the hit path of :meth:`Cache.bind` (``now < expires_at``);
-    anything else, or any error, goes the slow way, which sees it again.
-    """
-    guard, primary = cache._guard, cache.store
-    get = primary.get
-    now = time.time if cache.clock is SYSTEM_CLOCK else cache.clock.time
-    hit = cache._hits.incr
-
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_cached(*args: Any, **kwargs: Any) -> Any:
-            if guard.active is primary:
-                try:
-                    entry = get(build(args, kwargs))
-                except Exception:
-                    entry = None
-                if entry is not None and now() < entry.expires_at:
-                    hit()
-                    return entry.value
-            return await slow(*args, **kwargs)
-
-        return async_cached
-
-    @functools.wraps(fn)
-    def cached(*args: Any, **kwargs: Any) -> Any:
-        if guard.active is primary:
-            try:
-                entry = get(build(args, kwargs))
-            except Exception:
-                entry = None
-            if entry is not None and now() < entry.expires_at:
-                hit()
-                return entry.value
-        return slow(*args, **kwargs)
-
-    return cached
-
-
 def _detached() -> contextvars.Context:
     """The caller's context without its deadline: a refresh outlives the call that began it."""
     ctx = contextvars.copy_context()
     ctx.run(current_deadline.set, None)
     return ctx
-
-
-def _checked_store(store: Store | None, serializer: Serializer | None) -> Store:
-    if serializer is not None and not isinstance(serializer, Serializer):
-        raise TypeError(f"serializer must have dumps() and loads(), got {serializer!r}")
-    if store is None:
-        return MemoryStore(serializer=serializer)
-    missing = [m for m in _STORE_METHODS if not callable(getattr(store, m, None))]
-    if missing:
-        raise TypeError(f"store must implement the Store interface (missing {', '.join(missing)}), got {store!r}")
-    if serializer is not None:
-        if not hasattr(store, "serializer"):
-            raise TypeError(f"serializer: the store {store!r} takes no serializer; configure the store itself")
-        store.serializer = serializer
-    return store

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._context import Context
 from .._events import emit
@@ -48,7 +48,14 @@ class Coalesce(Policy):
         self.flight = SingleFlight()
         self._calls = Counter()
 
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate ``fn`` (a template naming an argument ``fn`` lacks is a ``TypeError`` here)."""
         check_key(self._key, fn)
         return super().__call__(fn)
 

@@ -130,7 +130,7 @@ def test_store_health_backs_off_and_recovers() -> None:
 def test_machine_is_pure() -> None:
     """The cache machine imports nothing that waits or does I/O."""
     tree = ast.parse(Path(m.__file__).read_text())
-    imported = set()
+    imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
