@@ -531,3 +531,33 @@ def test_entries_record_how_long_the_value_took() -> None:
     entry = cache.store.get("k")
     assert isinstance(entry, Entry)
     assert entry.delta == pytest.approx(0.25)
+
+
+async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value() -> None:
+    """An early refresh of an entry with stale_ttl=0 does not take the fresh value away meanwhile."""
+    clock = FakeClock()
+    cache = rs.Cache(ttl=10, ttl_jitter=0, stale_ttl=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=50))
+    release = asyncio.Event()
+    calls = 0
+
+    async def origin() -> int:
+        nonlocal calls
+        calls += 1
+        clock.advance(0.1)
+        if calls > 1:
+            await release.wait()
+        return calls
+
+    try:
+        assert await acall(cache, origin) == 1
+        clock.advance(9)  # 1 s before expiry, delta 0.1 s and beta 50: surely early
+        assert await acall(cache, origin) == 1
+        assert cache.stats()["early_refreshes"] == 1
+        await asyncio.sleep(0)
+        assert await acall(cache, origin) == 1  # still a hit while the refresh runs
+        assert cache.stats()["misses"] == 1
+        release.set()
+        await drain(cache)
+    finally:
+        await cache.aclose()
+    assert await acall(cache, origin) == 2

@@ -101,8 +101,18 @@ def test_entries_past_stale_until_are_dropped() -> None:
     store.set("b", entry("b", 1.0, 2.0), now=0.0)
     assert store.lookup("a", now=3.0, lease_ttl=1.0).entry is None
     store.set("c", entry("c", 10.0, 20.0), now=3.0)
+    assert store.get("a") is None
     assert store.get("b") is None
     assert len(store) == 1
+
+
+def test_a_lookup_ahead_of_time_grants_a_lease_without_deleting() -> None:
+    """lookup(now=expires_at) of a fresh entry (an early refresh) gets the lease and keeps the entry."""
+    store = rs.MemoryStore()
+    store.set("k", entry("v", 10.0, 10.0), now=0.0)  # no stale window
+    found = store.lookup("k", now=10.0, lease_ttl=1.0)
+    assert found.lease is not None
+    assert store.get("k") == entry("v", 10.0, 10.0)
 
 
 def test_maxsize_bounds_the_entries() -> None:

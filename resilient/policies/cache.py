@@ -348,7 +348,7 @@ class Cache(Policy):
         with self._lock:
             self._closed = True
         loop = asyncio.get_running_loop()
-        tasks = [t for t in self._tasks if t.get_loop() is loop]
+        tasks = [t for t in list(self._tasks) if t.get_loop() is loop]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -19,7 +19,7 @@ class MemoryStore:
     """Cache entries and refresh leases in this process (the default store).
 
     Entries live in a ``cachetools.LRUCache`` of ``maxsize`` keys and are
-    dropped once past their ``stale_until`` (lazily, on writes and lookups).
+    dropped once past their ``stale_until`` (lazily, on writes).
     Reads take no lock; writes, lookups and leases take one. A lease is a token
     valid ``lease_ttl`` seconds; ``invalidate`` deletes the entry and voids any
     lease, so a refresh started before it cannot write afterwards.
@@ -60,11 +60,9 @@ class MemoryStore:
     def lookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
         """The entry if fresh at ``now``; else a lease if none is held; else ``refreshing``."""
         with self._lock:
-            self._purge(now)
             entry = self._data.get(key)
             if entry is not None and entry.stale_until <= now:
-                del self._data[key]
-                entry = None
+                entry = None  # dead as of ``now``, but not deleted: ``now`` may be ahead (an early refresh)
             if entry is not None and now < entry.expires_at:
                 return Lookup(self._out(entry), None, False)
             held = self._leases.get(key)
