@@ -262,9 +262,11 @@ async def test_aclose_leaves_no_pending_refresh_task() -> None:
             await never.wait()
         return "v"
 
-    assert await acall(cache, origin) == "v"
-    clock.advance(1.5)
-    assert await acall(cache, origin) == "v"  # stale; a refresh task now hangs
-    assert len(cache._tasks) == 1
-    await cache.aclose()
+    try:
+        assert await acall(cache, origin) == "v"
+        clock.advance(1.5)
+        assert await acall(cache, origin) == "v"  # stale; a refresh task now hangs
+        assert len(cache._tasks) == 1
+    finally:
+        await cache.aclose()
     assert not cache._tasks
