@@ -77,6 +77,8 @@ def args_key(key: KeyFunction, fn: Callable[..., Any], operation: str) -> ArgsKe
             return None  # let the Context path raise its TypeError on call
 
         def by_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            if len(args) == 1 and not kwargs and type(args[0]) in _SIMPLE:
+                return f"{operation}({args[0]!r},)"  # == f"{operation}{args!r}", without tuple repr's recursion guard
             for value in args:
                 if type(value) not in _SIMPLE and not _simple_tuple(value):
                     raise _not_simple(operation, value)
