@@ -48,6 +48,7 @@ def _usable_stale(cache: Cache, entry: Entry | None) -> Entry | None:
 def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
     """The value for ``key``: from the store, from the origin under the lease, or stale."""
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
     while True:
         now = clock.time()
@@ -71,6 +72,7 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
 async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
     """The async twin of :func:`load`."""
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
     while True:
         now = clock.time()

@@ -233,7 +233,6 @@ class Cache(Policy):
                     self._submit(ctx, key, inner, entry.expires_at)
                 return self._served_stale(ctx, key, entry)
         self._misses.incr()
-        emit("cache.miss", operation=ctx.operation, key=key)
         return self.flight._do(key, lambda: load(self, ctx, key, inner), lambda: self._joined(ctx, key))
 
     async def _aslow(self, ctx: Context, key: str, entry: Entry | None, inner: AsyncStep) -> Any:
@@ -251,7 +250,6 @@ class Cache(Policy):
                     self._spawn(ctx, key, inner, entry.expires_at)
                 return self._served_stale(ctx, key, entry)
         self._misses.incr()
-        emit("cache.miss", operation=ctx.operation, key=key)
         return await self.flight._ado(key, lambda: aload(self, ctx, key, inner), lambda: self._joined(ctx, key))
 
     # -- background refreshes ------------------------------------------------------
