@@ -56,7 +56,7 @@ class Cache(Policy):
         key: as for :class:`~resilient.Coalesce`: a template over the call's
             arguments (``"product:{id}"``), a callable taking the function's
             arguments, ``rs.context_key(fn)`` with ``fn(ctx) -> str``, or left
-            out (qualified name plus simple-typed arguments).
+            out (``module:qualname(args)`` for simple-typed arguments).
         ttl_jitter: spread of each write's lifetime, ``0 <= ttl_jitter < ttl``;
             10 % of ``ttl`` by default.
         stale_ttl: seconds a value stays servable as stale after it expires

@@ -34,7 +34,7 @@ class Coalesce(Policy):
             returning a ``str``; or ``rs.context_key(fn)`` with ``fn(ctx) -> str``
             receiving the :class:`~resilient.Context` (integrations such as the
             httpx transports key on the request this way). Left out: the
-            operation's qualified name plus its arguments, which must be str,
+            ``module:qualname(args)``, the arguments' reprs, which must be str,
             int, float, bool, None or tuples of them (else a ``TypeError`` asks
             for ``key=``).
 
