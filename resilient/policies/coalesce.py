@@ -33,8 +33,8 @@ class Coalesce(Policy):
             decoration); or a callable taking the function's arguments and
             returning a ``str``; or ``rs.context_key(fn)`` with ``fn(ctx) -> str``
             receiving the :class:`~resilient.Context` (integrations such as the
-            httpx transports key on the request this way). Left out: the
-            ``module:qualname(args)``, the arguments' reprs, which must be str,
+            httpx transports key on the request this way). Left out:
+            ``module:qualname(args)`` with the arguments' reprs; they must be str,
             int, float, bool, None or tuples of them (else a ``TypeError`` asks
             for ``key=``).
 
