@@ -17,14 +17,25 @@ from .errors import (
     ResilienceError,
     TimeoutExceeded,
 )
+from .policies.breaker import CircuitBreaker
+from .policies.bulkhead import Bulkhead
+from .policies.fallback import Fallback
+from .policies.perkey import PerKey
+from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
+from .policies.shedder import LoadShedder
+from .policies.throttle import AdaptiveThrottle
+from .policies.timeout import Timeout
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveThrottle",
     "Backoff",
+    "Bulkhead",
     "BulkheadFullError",
     "CacheLockTimeout",
+    "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
     "Constant",
@@ -32,17 +43,22 @@ __all__ = [
     "DecorrelatedJitter",
     "EqualJitter",
     "Exponential",
+    "Fallback",
     "FullJitter",
     "LoadShedError",
+    "LoadShedder",
     "Outcome",
+    "PerKey",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
+    "RateLimiter",
     "Rejected",
     "ResilienceError",
     "Retry",
     "RetryBudget",
+    "Timeout",
     "TimeoutExceeded",
     "add_listener",
     "errors",
