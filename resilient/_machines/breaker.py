@@ -122,7 +122,7 @@ class BreakerMachine:
             remaining = opened_at + self.reset_timeout - now
             if remaining <= 0:
                 return START_PROBE
-            return Reject(remaining)
+            return Reject(min(remaining, self.reset_timeout))
         # half-open
         if probes < self.half_open_max_calls:
             return PROBE

@@ -59,7 +59,7 @@ def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
     if isinstance(storage, CircuitBreakerStorage):
         return storage
     if all(hasattr(storage, attr) for attr in ("get", "set", "setnx", "incr", "transaction")):
-        if inspect.iscoroutinefunction(getattr(storage, "get", None)):
+        if inspect.iscoroutinefunction(getattr(storage, "execute_command", None)):
             raise TypeError(f"storage must be a sync redis.Redis client (pybreaker's storage is sync), got {storage!r}")
         if name is None:
             raise ValueError("name is required with a Redis storage (it names the shared breaker), got None")
