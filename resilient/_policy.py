@@ -117,13 +117,18 @@ class Policy:
         result: T = self._sync_chain()(Context(operation_name(fn), fn, args, kwargs))
         return result
 
-    async def acall(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    @overload
+    async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T: ...
+
+    @overload
+    async def acall(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once through this policy and await it."""
         chain = self._achain_any
         if chain is None:
             chain = self._achain_any = self.abind(_aleaf_any)
-        result: T = await chain(Context(operation_name(fn), fn, args, kwargs))
-        return result
+        return await chain(Context(operation_name(fn), fn, args, kwargs))
 
     def run(self, ctx: Context) -> Any:
         """Run a prepared :class:`Context` (its ``fn`` with its arguments) in a thread."""

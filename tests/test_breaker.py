@@ -26,6 +26,10 @@ async def afailing() -> None:
     raise Boom("down")
 
 
+async def echo(value: Any) -> Any:
+    return value
+
+
 def names(events: list[dict[str, Any]]) -> list[str]:
     return [e["event"] for e in events if e["event"].startswith("breaker.") and e["event"] != "breaker.rejected"]
 
@@ -228,7 +232,7 @@ async def test_a_cancelled_probe_frees_its_place() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert breaker.state == "half_open"
-    assert await breaker.acall(asyncio.sleep, 0, "ok") == "ok"
+    assert await breaker.acall(echo, "ok") == "ok"
     assert breaker.state == "closed"
 
 
@@ -259,10 +263,11 @@ def test_threads_are_not_serialized() -> None:
 def test_on_selects_failures_and_other_errors_count_as_success() -> None:
     """Only errors matched by on= count; another exception passes through and resets the count."""
     breaker = rs.CircuitBreaker(failure_threshold=2, on=Boom, clock=FakeClock())
+    empty: dict[str, int] = {}
     with pytest.raises(Boom):
         breaker.call(failing)
     with pytest.raises(KeyError):
-        breaker.call(lambda: {}["x"])
+        breaker.call(lambda: empty["x"])
     with pytest.raises(Boom):
         breaker.call(failing)
     assert breaker.state == "closed"
@@ -293,7 +298,7 @@ def test_failure_rate_mode_trips_after_minimum_calls_and_forgets_old_outcomes() 
     with capture_events() as events, pytest.raises(Boom):
         breaker.call(failing)  # 2/4 = 0.5
     assert breaker.state == "open"
-    opened = [e for e in events if e["event"] == "breaker.opened"][0]
+    opened = next(e for e in events if e["event"] == "breaker.opened")
     assert (opened["calls"], opened["failure_rate"]) == (4, 0.5)
 
 
@@ -333,8 +338,12 @@ def test_decorates_sync_and_async_with_one_state() -> None:
 
     with pytest.raises(Boom):
         sync_fn()
+
+    async def main() -> int:
+        return await async_fn()
+
     with pytest.raises(rs.CircuitOpenError):
-        asyncio.run(async_fn())
+        asyncio.run(main())
 
 
 def test_stats_and_repr() -> None:

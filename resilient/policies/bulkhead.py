@@ -24,7 +24,8 @@ class Bulkhead(Policy):
     up to ``queue_timeout`` seconds (None: as long as it takes) and runs when a
     slot frees; with no queue place, or when the wait runs out, it raises
     :class:`~resilient.BulkheadFullError` without calling. One bulkhead object
-    shares its slots between threads and tasks. Event: ``bulkhead.rejected``.
+    shares its slots between threads and tasks. Events: ``bulkhead.queued``,
+    ``bulkhead.rejected``.
 
     Args:
         max_concurrent: calls running at once (>= 1).
@@ -69,6 +70,7 @@ class Bulkhead(Policy):
                 raise self._reject(ctx.operation, "full")
             if verdict is not RUN:
                 self._queued.incr()
+                emit("bulkhead.queued", operation=ctx.operation, key=None)
                 try:
                     wait_for_slot(slots, lock, waiter, timeout)
                 except BulkheadFullError:
@@ -93,6 +95,7 @@ class Bulkhead(Policy):
                 raise self._reject(ctx.operation, "full")
             if verdict is not RUN:
                 self._queued.incr()
+                emit("bulkhead.queued", operation=ctx.operation, key=None)
                 try:
                     await wait_for_slot_async(slots, lock, waiter, timeout)
                 except BulkheadFullError:

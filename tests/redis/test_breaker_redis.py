@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+import redis.asyncio
 
 import resilient as rs
-
-redis = pytest.importorskip("redis")
 
 pytestmark = pytest.mark.redis
 
@@ -109,8 +109,6 @@ def test_consecutive_failures_are_counted_across_breakers(client: redis.Redis) -
 
 def test_an_async_redis_client_is_refused(redis_url: str) -> None:
     """pybreaker's storage is sync: a redis.asyncio client raises TypeError naming storage."""
-    import redis.asyncio
-
     aclient = redis.asyncio.Redis.from_url(redis_url)
     with pytest.raises(TypeError, match="storage"):
         rs.CircuitBreaker(storage=aclient, name="x")
