@@ -265,6 +265,12 @@ class CircuitBreaker(Policy):
         if target is not None:
             self._announce(target, operation, successes=successes)
 
+    def _counted(self) -> None:
+        """A success while closed in failure-rate mode: into the window, nothing to decide."""
+        now = self.clock.monotonic()
+        with self._lock:
+            self._machine.record_success(now)
+
     def _released(self, generation: int) -> None:
         """A probe was cancelled: free its place, decide nothing."""
         with self._lock:
@@ -281,6 +287,7 @@ class CircuitBreaker(Policy):
     def bind(self, inner: SyncStep) -> SyncStep:
         storage = self._storage
         enter, failed, succeeded, released = self._enter, self._failed, self._succeeded, self._released
+        counted = self._counted
         matches_error = self._on.matches_error
         matches_result = self._on.matches_result if self._on.checks_results else None
         consecutive = self._machine.consecutive
@@ -303,8 +310,10 @@ class CircuitBreaker(Policy):
                 raise
             if matches_result is not None and matches_result(value):
                 failed(generation, ctx.operation, None)
-            elif generation < 0 and consecutive:
-                if storage.counter:
+            elif generation < 0:
+                if not consecutive:
+                    counted()
+                elif storage.counter:
                     storage.reset_counter()
             else:
                 succeeded(generation, ctx.operation)
@@ -315,6 +324,7 @@ class CircuitBreaker(Policy):
     def abind(self, inner: AsyncStep) -> AsyncStep:
         storage = self._storage
         enter, failed, succeeded, released = self._enter, self._failed, self._succeeded, self._released
+        counted = self._counted
         matches_error = self._on.matches_error
         matches_result = self._on.matches_result if self._on.checks_results else None
         consecutive = self._machine.consecutive
@@ -337,8 +347,10 @@ class CircuitBreaker(Policy):
                 raise
             if matches_result is not None and matches_result(value):
                 failed(generation, ctx.operation, None)
-            elif generation < 0 and consecutive:
-                if storage.counter:
+            elif generation < 0:
+                if not consecutive:
+                    counted()
+                elif storage.counter:
                     storage.reset_counter()
             else:
                 succeeded(generation, ctx.operation)
