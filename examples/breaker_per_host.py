@@ -43,7 +43,8 @@ async def main() -> None:
     print("async", await afetch("healthy.internal", "/item/1"))
     per_key = guarded.policies[1]
     assert isinstance(per_key, rs.PerKey)
-    for host in per_key.keys():
+    hosts = per_key.keys()  # least recently used first
+    for host in hosts:
         hosts_pipeline = per_key.get(host)
         assert isinstance(hosts_pipeline, rs.Pipeline)
         print(f"{host:18} breaker: {hosts_pipeline.stats()['breaker']['state']}")
