@@ -377,3 +377,28 @@ def test_bad_options(kwargs: dict[str, Any], error: type[Exception], param: str)
     """A bad option raises at construction, naming the parameter."""
     with pytest.raises(error, match=param):
         rs.CircuitBreaker(**kwargs)
+
+
+def test_threads_hammering_a_flapping_breaker_leave_it_consistent() -> None:
+    """8 threads x 200 mixed calls through a flapping breaker raise only the call's error or CircuitOpenError."""
+    clock = FakeClock()
+    breaker = rs.CircuitBreaker(failure_threshold=3, reset_timeout=0.5, half_open_max_calls=2, clock=clock)
+
+    def worker(i: int) -> tuple[int, int, int]:
+        ok = failed = rejected = 0
+        for n in range(200):
+            clock.advance(0.01)
+            try:
+                breaker.call(failing if (n + i) % 3 else (lambda: None))
+                ok += 1
+            except Boom:
+                failed += 1
+            except rs.CircuitOpenError:
+                rejected += 1
+        return ok, failed, rejected
+
+    results = run_threads(8, worker)
+    assert sum(sum(r) for r in results) == 1600
+    assert sum(r[2] for r in results) > 0
+    assert breaker._probes == 0  # every probe admitted was accounted for
+    assert breaker.state in {"closed", "open", "half_open"}

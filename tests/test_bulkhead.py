@@ -258,3 +258,27 @@ def test_bad_options(args: tuple[Any, ...], kwargs: dict[str, Any], param: str) 
     """Bad options raise ValueError naming the parameter."""
     with pytest.raises(ValueError, match=param):
         rs.Bulkhead(*args, **kwargs)
+
+
+def test_never_more_than_max_concurrent_under_contention() -> None:
+    """Under 8 threads x 50 calls with a deep queue, no more than max_concurrent run at once and all finish."""
+    bulkhead = rs.Bulkhead(3, max_queue=100)
+    lock = threading.Lock()
+    running = peak = 0
+
+    def work() -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        with lock:
+            running -= 1
+
+    def caller(_: int) -> int:
+        for _ in range(50):
+            bulkhead.call(work)
+        return 50
+
+    assert sum(run_threads(8, caller)) == 400
+    assert 1 <= peak <= 3
+    assert bulkhead.stats()["active"] == 0

@@ -9,7 +9,7 @@ from .._context import Context
 from .._drivers_policies import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
 from .._events import emit
 from .._machines._validate import number
-from .._machines.bulkhead import FULL, RUN, Slots
+from .._machines.bulkhead import FULL, QUEUE, Slots
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
 from ..errors import BulkheadFullError
@@ -63,12 +63,12 @@ class Bulkhead(Policy):
         def bulkhead_step(ctx: Context) -> Any:
             with lock:
                 verdict = slots.try_enter()
-                if verdict is not RUN and verdict is not FULL:
+                if verdict == QUEUE:
                     waiter: Any = threading.Event()
                     slots.enqueue(waiter)
-            if verdict is FULL:
+            if verdict == FULL:
                 raise self._reject(ctx.operation, "full")
-            if verdict is not RUN:
+            if verdict == QUEUE:
                 self._queued.incr()
                 emit("bulkhead.queued", operation=ctx.operation, key=None)
                 try:
@@ -88,12 +88,12 @@ class Bulkhead(Policy):
         async def bulkhead_step(ctx: Context) -> Any:
             with lock:
                 verdict = slots.try_enter()
-                if verdict is not RUN and verdict is not FULL:
+                if verdict == QUEUE:
                     waiter: Any = AsyncWaiter()
                     slots.enqueue(waiter)
-            if verdict is FULL:
+            if verdict == FULL:
                 raise self._reject(ctx.operation, "full")
-            if verdict is not RUN:
+            if verdict == QUEUE:
                 self._queued.incr()
                 emit("bulkhead.queued", operation=ctx.operation, key=None)
                 try:
