@@ -13,8 +13,8 @@ import asyncio
 import threading
 from typing import Any
 
+from ._errors import BulkheadFullError
 from ._machines.bulkhead import Slots
-from .errors import BulkheadFullError
 
 __all__ = ["AsyncWaiter", "wait_for_slot", "wait_for_slot_async", "wake"]
 

@@ -40,12 +40,12 @@ from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisS
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
+from .._errors import CircuitOpenError
 from .._events import emit
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from .._outcome import compile_on
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import CircuitOpenError
 
 __all__ = ["CircuitBreaker"]
 

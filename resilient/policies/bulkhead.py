@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 from .._context import Context
 from .._drivers_policies import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
+from .._errors import BulkheadFullError
 from .._events import emit
 from .._machines._validate import number
 from .._machines.bulkhead import FULL, QUEUE, Slots
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import BulkheadFullError
 
 __all__ = ["Bulkhead"]
 

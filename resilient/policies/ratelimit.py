@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
+from .._errors import RateLimitedError
 from .._events import emit
 from .._machines._validate import number
 from .._machines.bucket import TokenBucket
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import RateLimitedError
 from ..stores.base import BucketStore
 
 __all__ = ["RateLimiter"]

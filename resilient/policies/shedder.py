@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
+from .._errors import LoadShedError
 from .._events import emit
 from .._machines.shedder import ADMIT, ShedMachine
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import LoadShedError
 
 __all__ = ["LoadShedder"]
 

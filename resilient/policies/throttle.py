@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
+from .._errors import LoadShedError
 from .._events import emit
 from .._machines.throttle import ThrottleWindow
 from .._outcome import compile_on
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import LoadShedError
 
 __all__ = ["AdaptiveThrottle"]
 

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context, current_deadline
+from .._errors import TimeoutExceeded
 from .._events import emit
 from .._machines._validate import number
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
-from ..errors import TimeoutExceeded
 
 __all__ = ["Timeout"]
 
