@@ -26,7 +26,9 @@ The failure-rate window is per process too; the state it trips is shared.
 pybreaker's Redis storage keeps the opening time in whole seconds, so a
 fleet's other members wait up to one second longer than ``reset_timeout``
 before probing (never less). Its reads are blocking redis-py calls, in the
-async path too (one short loopback round trip per call).
+async path too: a closed, healthy call costs two short round trips (state,
+then the failure counter). If Redis is unreachable pybreaker's storage logs the
+error and reports "closed": the breaker fails open, calls go through.
 """
 
 from __future__ import annotations
