@@ -3,7 +3,8 @@
 ``load`` is the miss path after in-process coalescing: ask the store for the
 lease (one atomic ``lookup``), then call the origin and write, or serve the
 stale value, or poll (bounded, jittered: ``PollPlan``) while another holder
-refreshes, and fetch ourselves once ``lock_wait`` is over. ``refresh`` is a
+refreshes, and fetch ourselves once ``lock_wait`` is over (or raise
+``CacheLockTimeout`` if an enclosing ``Timeout``'s deadline ends the wait first). ``refresh`` is a
 background refresh (stale or XFetch-early): it calls the origin only if the
 store grants it the lease. ``fetch`` calls the origin under a lease.
 """
@@ -64,6 +65,8 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
             plan = cache._waiting(ctx, key)
         delay = plan.next(clock.monotonic(), cache._random())
         if delay is None:
+            if plan.cut_short:
+                raise cache._lock_timeout(ctx, key)
             emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
             return fetch(cache, ctx, key, inner, store, None, found.entry)
         sleep(clock, delay)
@@ -88,6 +91,8 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
             plan = cache._waiting(ctx, key)
         delay = plan.next(clock.monotonic(), cache._random())
         if delay is None:
+            if plan.cut_short:
+                raise cache._lock_timeout(ctx, key)
             emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
             return await afetch(cache, ctx, key, inner, store, None, found.entry)
         await asleep(clock, delay)

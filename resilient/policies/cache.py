@@ -14,6 +14,7 @@ from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context, current_deadline
 from .._drivers_cache import aload, arefresh, load, refresh
+from .._errors import CacheLockTimeout
 from .._events import emit
 from .._keys import args_key, check_key, compile_key
 from .._machines._validate import number
@@ -67,7 +68,9 @@ class Cache(Policy):
             the error (nothing is cached).
         lock_ttl: seconds a refresh lease lasts (> 0).
         lock_wait: seconds a caller with nothing to serve waits for another's
-            refresh before fetching itself (>= 0; ``lock_ttl`` by default).
+            refresh before fetching itself (>= 0; ``lock_ttl`` by default). An
+            enclosing ``Timeout`` bounds the wait too: at its deadline the caller
+            raises ``rs.CacheLockTimeout`` instead.
         early_recompute: ``rs.XFetch(beta)``: hits refresh early, in the
             background, with XFetch's probability (delta measured per entry).
         serializer: for the default ``MemoryStore`` (values kept encoded, each
@@ -316,7 +319,11 @@ class Cache(Policy):
     def _waiting(self, ctx: Context, key: str) -> PollPlan:
         self._coalesced.incr()
         emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait)
-        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait)
+        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
+
+    def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
+        emit("cache.lock_timeout", operation=ctx.operation, key=key, deadline=True)
+        return CacheLockTimeout(f"{ctx.operation}: the deadline passed while waiting for another refresh of {key!r}")
 
     def _joined(self, ctx: Context, key: str) -> None:
         self._coalesced.incr()
