@@ -13,7 +13,9 @@ Every ``key=`` form compiles to one ``Callable[[Context], str]``:
   name plus the arguments' reprs (keyword arguments sorted, after them), which
   must then be of simple types (str, int, float, bool, None, tuples of them).
   The module keeps two functions of one name in different modules apart when
-  they share a cache.
+  they share a cache. A ``Context`` subclass carrying a ``key`` attribute
+  (``str``) supplies the default key itself (the hook for integrations that
+  build their own Context, such as the httpx transports).
 """
 
 from __future__ import annotations
@@ -106,7 +108,16 @@ def _with_kwargs(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def default_key(ctx: Context) -> str:
-    """``module:operation(args)``, then ``[(name, value), ...]`` for keyword arguments; simple types only."""
+    """``module:operation(args)``, then ``[(name, value), ...]`` for keyword arguments; simple types only.
+
+    A :class:`~resilient.Context` subclass with a ``key`` attribute (a ``str``,
+    not None) supplies its own default key: the httpx transports key a request
+    this way (method, URL, credential fingerprint).
+    """
+    if type(ctx) is not Context:
+        own = getattr(ctx, "key", None)
+        if own is not None:
+            return _checked(own, "Context.key")
     args = ctx.args
     kwargs = ctx.kwargs
     fn = ctx.fn

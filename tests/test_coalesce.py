@@ -205,3 +205,23 @@ async def test_coalesce_acall_and_call_share_the_policy() -> None:
     assert await acall(policy, double, 2) == 4
     assert policy.call(lambda x: 3 * x, 2) == 6
     assert policy.stats()["calls"] == 2
+
+
+def test_a_context_subclass_with_a_key_supplies_the_default_key() -> None:
+    """An integration's Context subclass carrying ``key`` sets the default key (no key= needed)."""
+
+    class RequestContext(Context):
+        __slots__ = ("key",)
+
+        def __init__(self, key: str, *args: Any) -> None:
+            super().__init__(*args)
+            self.key = key
+
+    cache = rs.Cache(ttl=60)
+    request = object()  # not a simple type: the plain default key would refuse it
+    first = RequestContext("GET example.org/a", "GET example.org/a", lambda r: "a", (request,))
+    assert cache.run(first) == "a"
+    again = RequestContext("GET example.org/a", "GET example.org/a", lambda r: "other", (request,))
+    assert cache.run(again) == "a"
+    cache.invalidate("GET example.org/a")
+    assert cache.run(again) == "other"

@@ -36,7 +36,8 @@ class Coalesce(Policy):
             httpx transports key on the request this way). Left out:
             ``module:qualname(args)`` with the arguments' reprs; they must be str,
             int, float, bool, None or tuples of them (else a ``TypeError`` asks
-            for ``key=``).
+            for ``key=``); a ``Context`` subclass with a ``key`` attribute (as
+            the httpx transports build) supplies it instead.
 
     .. versionadded:: 0.1
     """
