@@ -341,23 +341,30 @@ class Cache(Policy):
         await self._guard.ainvalidate(key)
 
     def close(self) -> None:
-        """Stop background refreshes: wait for running ones, drop queued ones."""
-        with self._lock:
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        """Stop background refreshes: wait for the running ones, drop the queued ones.
+
+        The cache still answers afterwards: hits as before, misses loaded in the
+        foreground; stale values are served until their stale window ends, but no
+        longer refreshed in the background.
+        """
+        self._shutdown(wait=True)
 
     async def aclose(self) -> None:
-        """Stop background refreshes: cancel this loop's refresh tasks and wait for them."""
-        with self._lock:
-            self._closed = True
+        """Stop background refreshes: cancel this loop's refresh tasks and wait for them
+        (thread refreshes are dropped if queued, left to finish if running)."""
+        self._shutdown(wait=False)
         loop = asyncio.get_running_loop()
         tasks = [t for t in list(self._tasks) if t.get_loop() is loop]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.close()
+
+    def _shutdown(self, *, wait: bool) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, stale_served, early_refreshes, coalesced, origin_calls, errors, store_errors."""
