@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,8 +23,8 @@ async def acall(policy: rs.Policy, fn: Any, *args: Any) -> Any:
     return result
 
 
-def joined_gate(cache: rs.Cache, count: int) -> threading.Event:
-    """An event set once ``count`` callers have joined another's in-flight load."""
+def joined_gate(cache: rs.Cache, count: int) -> tuple[threading.Event, Callable[[dict[str, Any]], None]]:
+    """An event set once ``count`` callers have joined another's in-flight load, and its listener."""
     gate = threading.Event()
 
     def listener(event: dict[str, Any]) -> None:
@@ -31,8 +32,7 @@ def joined_gate(cache: rs.Cache, count: int) -> threading.Event:
             gate.set()
 
     rs.add_listener(listener)
-    gate.listener = listener  # type: ignore[attr-defined]
-    return gate
+    return gate, listener
 
 
 async def settle(tasks: list[asyncio.Task[Any]]) -> None:
@@ -128,7 +128,7 @@ async def test_thousand_concurrent_cold_tasks_make_one_origin_call() -> None:
 def test_fifty_concurrent_cold_threads_make_one_origin_call() -> None:
     """50 threads on one cold key cause 1 origin call and all get the same value."""
     cache = rs.Cache(ttl=60)
-    gate = joined_gate(cache, 49)
+    gate, listener = joined_gate(cache, 49)
     calls = 0
 
     @cache
@@ -141,7 +141,7 @@ def test_fifty_concurrent_cold_threads_make_one_origin_call() -> None:
     try:
         results = run_threads(50, lambda i: origin("hot"))
     finally:
-        rs.remove_listener(gate.listener)  # type: ignore[attr-defined]
+        rs.remove_listener(listener)
     assert calls == 1
     assert all(r is results[0] for r in results)
 
