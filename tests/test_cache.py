@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -331,7 +332,7 @@ def test_without_stale_if_error_a_failed_refresh_raises() -> None:
 def test_two_hundred_keys_written_together_expire_spread() -> None:
     """200 keys written at one instant expire spread over the ±10 % jitter window, not together."""
     clock = FakeClock()
-    cache = rs.Cache(ttl=100, key="n:{i}", clock=clock)
+    cache = rs.Cache(ttl=100, key="n:{i}", clock=clock, rng=random.Random(200))
 
     def ident(i: int) -> int:
         return i
@@ -375,8 +376,6 @@ def test_without_jitter_keys_written_together_expire_together() -> None:
 async def test_xfetch_refreshes_early_about_once_per_ttl_window(capsys: pytest.CaptureFixture[str]) -> None:
     """Under steady load XFetch refreshes before expiry, no caller waits after the first miss,
     and early refreshes per TTL window stay near one."""
-    import random
-
     clock = FakeClock()
     ttl, delta, rate, windows = 10.0, 0.2, 100, 60
     cache = rs.Cache(ttl=ttl, clock=clock, early_recompute=rs.XFetch(beta=1.0), rng=random.Random(4))
@@ -538,7 +537,14 @@ def test_entries_record_how_long_the_value_took() -> None:
 async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value() -> None:
     """An early refresh of an entry with stale_ttl=0 does not take the fresh value away meanwhile."""
     clock = FakeClock()
-    cache = rs.Cache(ttl=10, ttl_jitter=0, stale_ttl=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=50))
+
+    class HighDraws(random.Random):
+        def random(self) -> float:
+            return 0.999  # XFetch's u = 0.001: -ln(u) = 6.9, so 1 s before expiry is due with delta*beta = 1
+
+    cache = rs.Cache(
+        ttl=10, ttl_jitter=0, stale_ttl=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=10), rng=HighDraws()
+    )
     release = asyncio.Event()
     calls = 0
 
@@ -552,7 +558,7 @@ async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value
 
     try:
         assert await acall(cache, origin) == 1
-        clock.advance(9)  # 1 s before expiry, delta 0.1 s and beta 50: surely early
+        clock.advance(9)  # 1 s before expiry: due, with this draw
         assert await acall(cache, origin) == 1
         assert cache.stats()["early_refreshes"] == 1
         await asyncio.sleep(0)
