@@ -610,3 +610,34 @@ def test_random_cancellations_leave_no_load_or_lease_behind(n: int, cancel: list
                 assert isinstance(r, RuntimeError) if fail else r == "v"
 
     asyncio.run(scenario())
+
+
+def test_xfetch_early_refresh_runs_on_the_executor_for_sync_callers() -> None:
+    """A sync hit that XFetch finds due returns at once and refreshes on the background executor."""
+
+    class HighDraws(random.Random):
+        def random(self) -> float:
+            return 0.999
+
+    clock = FakeClock()
+    cache = rs.Cache(ttl=10, ttl_jitter=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=10), rng=HighDraws())
+    calls = 0
+    refreshing = threading.Event()
+
+    def origin() -> int:
+        nonlocal calls
+        calls += 1
+        clock.advance(0.1)
+        if calls == 2:
+            refreshing.set()
+        return calls
+
+    try:
+        assert cache.call(origin) == 1
+        clock.advance(9)
+        assert cache.call(origin) == 1  # served at once; the refresh is queued
+        assert refreshing.wait(10)
+    finally:
+        cache.close()  # waits for the running refresh to write
+    assert cache.stats()["early_refreshes"] == 1
+    assert cache.call(origin) == 2
