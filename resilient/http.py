@@ -39,14 +39,18 @@ cannot open the circuit (or fill the bulkhead) of the others::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from ._context import Context
+from ._http_exchange import exchange_of
 from ._http_semantics import IDEMPOTENT_METHODS, RETRYABLE, RETRYABLE_STATUSES, replay_refusal, request_key, statuses
 from ._http_share import SharedResponses
 from ._http_transport import AsyncResilientTransport, ResilientTransport
 from ._policy import Policy
+from .policies.perkey import PerKey
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -57,7 +61,9 @@ __all__ = [
     "SharedResponses",
     "async_client",
     "client",
+    "host_key",
     "host_of",
+    "per_host",
     "replay_refusal",
     "request_key",
     "statuses",
@@ -96,6 +102,29 @@ def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(**options)
     return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, clock=clock), **kwargs)
+
+
+def host_key(ctx: Context) -> str:
+    """The host of the request a call carries (``"api.example.com"``, ``"127.0.0.1:8080"``).
+
+    Calls that are not requests (a decorated function) are keyed by their operation.
+    """
+    exchange = exchange_of(ctx)
+    if exchange is None:
+        return ctx.operation
+    ref = exchange.request.url._uri_reference
+    return f"{ref.host}:{ref.port}" if ref.port else ref.host
+
+
+def per_host(factory: Callable[[], Policy] | Callable[[str], Policy], *, maxsize: int = 1024) -> PerKey:
+    """One policy per host, made by ``factory()`` (or ``factory(host)``) on the host's first request.
+
+    ``rs.http.per_host(lambda: rs.pipeline(rs.CircuitBreaker(on=rs.http.RETRYABLE), rs.Bulkhead(20)))``
+    gives every host its own breaker and bulkhead: a host that fails opens only
+    its own circuit. The host includes the port when the URL gives one. At most
+    ``maxsize`` hosts are kept, least recently used dropped first.
+    """
+    return PerKey(factory, key=host_key, maxsize=maxsize)
 
 
 def host_of(key: str) -> str:
