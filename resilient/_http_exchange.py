@@ -1,8 +1,8 @@
 """One request's trip through a policy: the exchange, sync beside its async twin.
 
-A request becomes one :class:`~resilient.Context` whose ``fn`` is an exchange
-and whose only argument is the request's key; each call of the exchange is one
-attempt on the inner transport. The exchange remembers the response of its last
+A request becomes one :class:`RequestContext` whose ``fn`` is an exchange (it
+takes no arguments); each call of the exchange is one attempt on the inner
+transport. The exchange remembers the response of its last
 attempt, so the next attempt (a retry) closes it first and the pool cannot
 leak; a response of 400 or above is read at once and its connection released,
 so a retry's backoff never holds one.
@@ -17,9 +17,9 @@ import httpx
 from ._clock import Clock
 from ._context import Context, current_deadline
 from ._errors import TimeoutExceeded
-from ._http_semantics import cut_timeouts, from_snapshot, operation_of, snapshot, timeout_phase
+from ._http_semantics import cut_timeouts, from_snapshot, operation_of, request_key, snapshot, timeout_phase
 
-__all__ = ["AsyncExchange", "Exchange", "aread_body", "exchange_of", "read_body"]
+__all__ = ["AsyncExchange", "Exchange", "RequestContext", "aread_body", "exchange_of", "read_body"]
 
 _NO_CUT: frozenset[str] = frozenset()
 
@@ -121,8 +121,8 @@ class Exchange:
         self.delivered: httpx.Response | None = None
         self.timeouts: dict[str, float | None] | None = None
 
-    def __call__(self, key: str) -> httpx.Response:
-        """One attempt (``key`` is the request's key, there for the policies)."""
+    def __call__(self) -> httpx.Response:
+        """One attempt: send the request on the inner transport."""
         previous = self.response
         if previous is not None:  # discarded by a retry: give its connection back
             self.response = None
@@ -180,8 +180,8 @@ class AsyncExchange:
         self.delivered: httpx.Response | None = None
         self.timeouts: dict[str, float | None] | None = None
 
-    async def __call__(self, key: str) -> httpx.Response:
-        """One attempt (``key`` is the request's key, there for the policies)."""
+    async def __call__(self) -> httpx.Response:
+        """One attempt: send the request on the inner transport."""
         previous = self.response
         if previous is not None:
             self.response = None
@@ -221,6 +221,30 @@ class AsyncExchange:
         if own is not None:
             self.response = None
             await own.aclose()
+
+
+class RequestContext(Context):
+    """The :class:`~resilient.Context` of one request through a transport.
+
+    ``operation`` is ``"METHOD host/path"``, ``fn`` the exchange (no arguments),
+    and ``key`` the request's :func:`~resilient._http_semantics.request_key`,
+    worked out when a policy first asks (``Cache`` and ``Coalesce`` use it as
+    their default key).
+    """
+
+    __slots__ = ("_key", "exchange")
+
+    def __init__(self, operation: str, exchange: Exchange | AsyncExchange) -> None:
+        super().__init__(operation, exchange)
+        self.exchange = exchange
+        self._key: str | None = None
+
+    @property
+    def key(self) -> str:
+        key = self._key
+        if key is None:
+            key = self._key = request_key(self.exchange.request)
+        return key
 
 
 def exchange_of(ctx: Context) -> Exchange | AsyncExchange | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._context import Context, replay_forbidden
-from ._http_exchange import AsyncExchange, Exchange
-from ._http_semantics import operation_of, replay_refusal, request_key
+from ._context import replay_forbidden
+from ._http_exchange import AsyncExchange, Exchange, RequestContext
+from ._http_semantics import operation_of, replay_refusal
 from ._http_share import for_http
 from ._policy import Policy
 
@@ -25,9 +25,11 @@ def _check(policy: object, clock: object) -> Clock:
 class ResilientTransport(httpx.BaseTransport):
     """An httpx transport that sends every request through ``policy``.
 
-    Each request is one call of the policy (``Context.operation`` is
-    ``"METHOD host/path"``, its single argument the request's key: method, URL
-    and a fingerprint of its credentials); each attempt goes to ``transport``.
+    Each request is one call of the policy, whose :class:`~resilient.Context`
+    has ``operation`` ``"METHOD host/path"``, no arguments, and ``key`` the
+    request's key (method, URL and a fingerprint of its credentials: the
+    default key of ``rs.Cache`` and ``rs.Coalesce``); each attempt goes to
+    ``transport``.
 
     * A non-idempotent request (POST, PATCH) is retried only with an
       ``Idempotency-Key`` header; a streamed request body never is.
@@ -58,7 +60,7 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = Context(operation_of(request), exchange, (request_key(request),))
+        ctx = RequestContext(operation_of(request), exchange)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -101,7 +103,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = Context(operation_of(request), exchange, (request_key(request),))
+        ctx = RequestContext(operation_of(request), exchange)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:

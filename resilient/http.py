@@ -62,10 +62,10 @@ __all__ = [
     "async_client",
     "client",
     "host_key",
-    "host_of",
     "per_host",
     "replay_refusal",
     "request_key",
+    "request_of",
     "statuses",
 ]
 
@@ -104,6 +104,15 @@ def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, clock=clock), **kwargs)
 
 
+def request_of(ctx: Context) -> httpx.Request | None:
+    """The ``httpx.Request`` a call carries through a transport, or ``None`` for other calls.
+
+    For keys of your own: ``rs.PerKey(factory, key=lambda ctx: rs.http.request_of(ctx).url.path)``.
+    """
+    exchange = exchange_of(ctx)
+    return None if exchange is None else exchange.request
+
+
 def host_key(ctx: Context) -> str:
     """The host of the request a call carries (``"api.example.com"``, ``"127.0.0.1:8080"``).
 
@@ -125,14 +134,3 @@ def per_host(factory: Callable[[], Policy] | Callable[[str], Policy], *, maxsize
     ``maxsize`` hosts are kept, least recently used dropped first.
     """
     return PerKey(factory, key=host_key, maxsize=maxsize)
-
-
-def host_of(key: str) -> str:
-    """The host (with its port, if any) of a :func:`request_key`: ``"GET https://h:8080/p"`` → ``"h:8080"``."""
-    rest = key.partition("://")[2]
-    end = len(rest)
-    for stop in "/?# ":
-        at = rest.find(stop)
-        if 0 <= at < end:
-            end = at
-    return rest[:end]

@@ -272,3 +272,24 @@ async def test_200_tasks_reach_the_origin_once_per_user(sharing: str, users: int
         rs.remove_listener(listener)
     assert results == [(200, "hot")] * 200
     assert origin.hits["/hot"] == users
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_request_of_gives_custom_keys_the_request(mode: str) -> None:
+    """rs.http.request_of(ctx) lets a PerKey key requests by path; host_key and request_of pass other calls by."""
+    router = respx.Router(assert_all_called=False)
+    router.get(url__regex=r"https://a\.test/.*").mock(return_value=httpx.Response(200))
+
+    def path_of(ctx: rs.Context) -> str:
+        request = rs.http.request_of(ctx)
+        assert request is not None
+        return request.url.path
+
+    per_path = rs.PerKey(lambda: rs.Bulkhead(5), key=path_of)
+    async with caller(mode, per_path, transport=httpx.MockTransport(router.handler)) as c:
+        for path in ("/a", "/b", "/a"):
+            await c.get(f"https://a.test{path}")
+    assert per_path.keys() == ["/b", "/a"]
+    plain = rs.Context("tasks.compute", len, ("x",))
+    assert rs.http.request_of(plain) is None
+    assert rs.http.host_key(plain) == "tasks.compute"

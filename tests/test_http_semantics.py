@@ -22,7 +22,6 @@ from resilient._http_semantics import (
     snapshot,
     timeout_phase,
 )
-from resilient.http import host_of
 
 URL = "https://api.example.com/v1/items?page=2"
 
@@ -114,13 +113,6 @@ def test_fingerprint_is_a_fixed_length_hash() -> None:
     """A fingerprint is 32 hex characters and tells None from an empty value."""
     assert len(fingerprint(b"a", None)) == 32
     assert fingerprint(None, b"") != fingerprint(b"", None)
-
-
-def test_host_of_reads_the_host_and_port_of_a_key() -> None:
-    """host_of() returns the host and port of a request key."""
-    assert host_of("GET https://a.example:8443/x?q #ab") == "a.example:8443"
-    assert host_of("GET http://b.example") == "b.example"
-    assert host_of(request_key(httpx.Request("GET", "http://c.example/p", headers={"Cookie": "x"}))) == "c.example"
 
 
 def test_statuses_matches_responses_and_status_errors() -> None:

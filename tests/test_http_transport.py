@@ -45,18 +45,18 @@ class Spy(rs.Policy):
     """Records what the policy sees of each call."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, tuple[Any, ...]]] = []
+        self.seen: list[tuple[str, tuple[Any, ...], str | None]] = []
 
     def bind(self, inner: Callable[[Context], Any]) -> Callable[[Context], Any]:
         def step(ctx: Context) -> Any:
-            self.seen.append((ctx.operation, ctx.args))
+            self.seen.append((ctx.operation, ctx.args, getattr(ctx, "key", None)))
             return inner(ctx)
 
         return step
 
     def abind(self, inner: Callable[[Context], Awaitable[Any]]) -> Callable[[Context], Awaitable[Any]]:
         async def step(ctx: Context) -> Any:
-            self.seen.append((ctx.operation, ctx.args))
+            self.seen.append((ctx.operation, ctx.args, getattr(ctx, "key", None)))
             return await inner(ctx)
 
         return step
@@ -176,16 +176,17 @@ async def test_retry_after_http_date_is_read_against_the_wall_clock(mode: str, r
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_operation_and_key_are_the_requests(mode: str, router: respx.Router) -> None:
-    """The policy sees "METHOD host/path" as operation and the request key as the only argument."""
+    """The policy sees "METHOD host/path" as operation, no arguments, and the request key as ctx.key."""
     router.get("/items").mock(return_value=httpx.Response(200))
     spy = Spy()
     async with caller(mode, spy, router) as c:
         await c.get("/items?page=2", headers={"Authorization": "Bearer secret"})
-    [(operation, args)] = spy.seen
+    [(operation, args, key)] = spy.seen
     assert operation == "GET api.test/items"
-    assert len(args) == 1
-    assert args[0].startswith(f"GET {BASE}/items?page=2 #")
-    assert "secret" not in args[0]
+    assert args == ()
+    assert key is not None
+    assert key.startswith(f"GET {BASE}/items?page=2 #")
+    assert "secret" not in key
 
 
 @pytest.mark.parametrize("mode", MODES)
