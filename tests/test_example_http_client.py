@@ -12,13 +12,14 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "http_client.py"
 
 
 def test_the_example_retries_get_and_keyed_post_but_not_plain_post() -> None:
-    """The example's GET and keyed POST recover from a 503 while the plain POST returns it after one hit."""
+    """The example's GET and keyed POST recover from a 503, the plain POST returns it, the cache serves twice."""
     namespace = runpy.run_path(str(EXAMPLE), run_name="example")
     outcome = namespace["main"]()
     assert outcome["get"] == 200
     assert outcome["post"] == 503
     assert outcome["keyed"] == 200
-    assert outcome["hits"] == {"GET /prices/42": 2, "POST /orders": 1, "POST /payments": 2}
+    assert outcome["catalogue"] == [200, 200, 200]
+    assert outcome["hits"] == {"GET /prices/42": 2, "POST /orders": 1, "POST /payments": 2, "GET /catalogue": 2}
 
 
 def test_the_example_runs_as_a_script() -> None:
