@@ -9,10 +9,11 @@ runs against an in-memory origin, which leaves only the clients' own CPU cost.
 Printed: requests/s and the client process's CPU time per request (robust to
 a busy machine), each with its ratio to plain httpx.
 
-The resilient client runs every policy on its happy path: retry (with a
-budget), and, when present, a timeout, a per-host circuit breaker and bulkhead.
+Two resilient clients run: one with a retry only (like httpx-retries), and
+one with every policy on its happy path: a timeout, a retry (with a budget,
+on ``rs.http.RETRYABLE``) and a per-host circuit breaker and bulkhead.
 
-    python -m benchmarks.http [--requests 200] [--rounds 10]
+    python -m benchmarks.http [--requests 150] [--rounds 20]
 """
 
 from __future__ import annotations
@@ -59,18 +60,18 @@ def _serve(ready: Any) -> None:
     asyncio.run(main())
 
 
+def retry_policy() -> rs.Policy:
+    """The like-for-like peer of httpx-retries' transport: a retry on transient failures."""
+    return rs.Retry(attempts=3, on=rs.http.RETRYABLE)
+
+
 def resilient_policy() -> rs.Policy:
     """Every policy available, configured as a user would, all on their happy path."""
-    lib: Any = rs  # policies from other parts of the library, when this build has them
-    parts: list[rs.Policy] = []
-    if hasattr(lib, "Timeout"):
-        parts.append(lib.Timeout(30))
-    parts.append(rs.Retry(attempts=3, on=rs.http.RETRYABLE, budget=rs.RetryBudget()))
-    if hasattr(lib, "CircuitBreaker") and hasattr(lib, "Bulkhead") and hasattr(lib.http, "per_host"):
-        parts.append(
-            lib.http.per_host(lambda: rs.pipeline(lib.CircuitBreaker(on=rs.http.RETRYABLE), lib.Bulkhead(100)))
-        )
-    return rs.pipeline(*parts)
+    return rs.pipeline(
+        rs.Timeout(30),
+        rs.Retry(attempts=3, on=rs.http.RETRYABLE, budget=rs.RetryBudget()),
+        rs.http.per_host(lambda: rs.pipeline(rs.CircuitBreaker(on=rs.http.RETRYABLE), rs.Bulkhead(100))),
+    )
 
 
 class _InMemory(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -90,7 +91,8 @@ def _sync_clients(url: str, memory: bool) -> dict[str, httpx.Client]:
     return {
         "plain httpx": httpx.Client(base_url=url, transport=inner()),
         "httpx-retries": httpx.Client(base_url=url, transport=RetryTransport(inner(), retry=PeerRetry(total=2))),
-        "resilient": rs.http.client(resilient_policy(), base_url=url, transport=inner()),
+        "resilient, retry": rs.http.client(retry_policy(), base_url=url, transport=inner()),
+        "resilient, all": rs.http.client(resilient_policy(), base_url=url, transport=inner()),
     }
 
 
@@ -101,7 +103,8 @@ def _async_clients(url: str, memory: bool) -> dict[str, httpx.AsyncClient]:
     return {
         "plain httpx": httpx.AsyncClient(base_url=url, transport=inner()),
         "httpx-retries": httpx.AsyncClient(base_url=url, transport=RetryTransport(inner(), retry=PeerRetry(total=2))),
-        "resilient": rs.http.async_client(resilient_policy(), base_url=url, transport=inner()),
+        "resilient, retry": rs.http.async_client(retry_policy(), base_url=url, transport=inner()),
+        "resilient, all": rs.http.async_client(resilient_policy(), base_url=url, transport=inner()),
     }
 
 
@@ -127,9 +130,9 @@ async def _async_round(client: httpx.AsyncClient, n: int) -> Timing:
 def _report(title: str, best: dict[str, list[float]], n: int) -> dict[str, float]:
     base_wall, base_cpu = best["plain httpx"]
     print(f"\n{title}: best of the rounds of {n} sequential GETs")
-    print(f"  {'client':<16}{'requests/s':>12}{'vs plain':>10}{'client CPU us/req':>20}{'vs plain':>10}")
+    print(f"  {'client':<18}{'requests/s':>12}{'vs plain':>10}{'client CPU us/req':>20}{'vs plain':>10}")
     for name, (wall, cpu) in best.items():
-        print(f"  {name:<16}{n / wall:>12,.0f}{base_wall / wall:>10.3f}{cpu / n * 1e6:>20.1f}{base_cpu / cpu:>10.3f}")
+        print(f"  {name:<18}{n / wall:>12,.0f}{base_wall / wall:>10.3f}{cpu / n * 1e6:>20.1f}{base_cpu / cpu:>10.3f}")
     return {name: n / wall for name, (wall, _) in best.items()}
 
 
@@ -145,7 +148,7 @@ def _compare_sync(clients: dict[str, httpx.Client], requests: int, rounds: int) 
     for name in names:
         _sync_round(clients[name], 100)  # warm up: connection, caches
     for r in range(rounds):
-        for name in names[r % 3 :] + names[: r % 3]:  # rotate who goes first
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             _keep_best(best, name, _sync_round(clients[name], requests))
     for client in clients.values():
         client.close()
@@ -158,7 +161,7 @@ async def _compare_async(clients: dict[str, httpx.AsyncClient], requests: int, r
     for name in names:
         await _async_round(clients[name], 100)
     for r in range(rounds):
-        for name in names[r % 3 :] + names[: r % 3]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             _keep_best(best, name, await _async_round(clients[name], requests))
     for client in clients.values():
         await client.aclose()
@@ -189,8 +192,8 @@ def run(requests: int, rounds: int) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=200, help="GETs per round (default 200)")
-    parser.add_argument("--rounds", type=int, default=10, help="rounds per client (default 10)")
+    parser.add_argument("--requests", type=int, default=150, help="GETs per round (default 150)")
+    parser.add_argument("--rounds", type=int, default=20, help="rounds per client (default 20)")
     args = parser.parse_args(argv)
     print(f"policy: {resilient_policy()!r}")
     run(args.requests, args.rounds)

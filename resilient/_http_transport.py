@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from ._clock import SYSTEM_CLOCK, Clock
-from ._context import replay_forbidden
+from ._context import Context, replay_forbidden
 from ._http_exchange import AsyncExchange, Exchange, RequestContext
 from ._http_semantics import operation_of, replay_refusal
 from ._http_share import for_http
 from ._policy import Policy
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
+
+
+def _attempt(ctx: Context) -> Any:
+    """The innermost step: one attempt of the request (the exchange takes no arguments)."""
+    return ctx.fn()
 
 
 def _check(policy: object, clock: object) -> Clock:
@@ -56,7 +63,7 @@ class ResilientTransport(httpx.BaseTransport):
             raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         self.policy = policy
         self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._chain = for_http(policy)._sync_chain()
+        self._chain = for_http(policy).bind(_attempt)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
@@ -99,7 +106,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         self.policy = policy
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._chain = for_http(policy)._async_chain()
+        self._chain = for_http(policy).abind(_attempt)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
@@ -114,6 +121,9 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         finally:
             if token is not None:
                 replay_forbidden.reset(token)
+        own = exchange.response
+        if own is not None and own is value:  # the usual case, without a coroutine
+            return own
         return await exchange.finish(value)
 
     async def aclose(self) -> None:
