@@ -3,6 +3,7 @@ Coalesce. Every case runs through the sync and the async transport."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -293,3 +294,54 @@ async def test_request_of_gives_custom_keys_the_request(mode: str) -> None:
     plain = rs.Context("tasks.compute", len, ("x",))
     assert rs.http.request_of(plain) is None
     assert rs.http.host_key(plain) == "tasks.compute"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cache_serves_stale_when_the_origin_answers_an_error(mode: str, origin: Origin) -> None:
+    """An expired entry whose refresh gets a 503 is served stale (stale-if-error), and the 503 is not stored."""
+    clock = FakeClock()
+    origin.script("/item", Reply(200, b"v1"), Reply(503, b"busy"), Reply(200, b"v2"))
+    cache = rs.Cache(ttl=10, ttl_jitter=0, serve_stale=False, store=MemoryStore(serializer=JSON()), clock=clock)
+    async with caller(mode, cache, base_url=origin.url) as c:
+        assert (await c.get("/item")).text == "v1"
+        clock.advance(11)
+        stale = await c.get("/item")
+        assert (stale.status_code, stale.text) == (200, "v1")
+        assert (await c.get("/item")).text == "v2"
+    assert origin.hits["/item"] == 3
+    assert cache.stats()["stale_served"] == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cache_refreshes_a_stale_response_in_the_background(mode: str, origin: Origin) -> None:
+    """An expired entry is served at once while the request is sent again in the background; then the new one."""
+    clock = FakeClock()
+    origin.script("/item", Reply(200, b"v1"), Reply(200, b"v2"))
+    cache = rs.Cache(ttl=10, ttl_jitter=0, store=MemoryStore(serializer=JSON()), clock=clock)
+    outcomes: list[str] = []
+    done = threading.Event()
+
+    def listener(event: dict[str, Any]) -> None:
+        if event["event"] in ("cache.refreshed", "cache.refresh_failed"):
+            outcomes.append(event["event"])
+            done.set()
+
+    rs.add_listener(listener)
+    try:
+        async with caller(mode, cache, base_url=origin.url) as c:
+            assert (await c.get("/item")).text == "v1"
+            clock.advance(11)
+            assert (await c.get("/item")).text == "v1"
+            if mode == "sync":
+                assert done.wait(10)
+            else:
+                assert await asyncio.to_thread(done.wait, 10)
+            assert (await c.get("/item")).text == "v2"
+    finally:
+        rs.remove_listener(listener)
+        if mode == "sync":
+            cache.close()
+        else:
+            await cache.aclose()  # no refresh task outlives the test
+    assert outcomes == ["cache.refreshed"]
+    assert origin.hits["/item"] == 2
