@@ -345,3 +345,23 @@ async def test_cache_refreshes_a_stale_response_in_the_background(mode: str, ori
             await cache.aclose()  # no refresh task outlives the test
     assert outcomes == ["cache.refreshed"]
     assert origin.hits["/item"] == 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_documented_recipe_works_end_to_end(mode: str, origin: Origin) -> None:
+    """The rs.http recipe (cache, timeout, retry, per-host breaker and bulkhead) recovers, caches and isolates."""
+    origin.script("/item", Reply(503, headers={"Retry-After": "0"}), Reply(200, b"ok"))
+    per_host = rs.http.per_host(lambda: rs.pipeline(rs.CircuitBreaker(on=rs.http.RETRYABLE), rs.Bulkhead(20)))
+    policy = rs.pipeline(
+        json_cache(),
+        rs.Timeout(10),
+        rs.Retry(attempts=4, on=rs.http.RETRYABLE, budget=rs.RetryBudget(), clock=FakeClock()),
+        per_host,
+    )
+    async with caller(mode, policy, base_url=origin.url) as c:
+        assert [(await c.get("/item")).text for _ in range(3)] == ["ok"] * 3
+    assert origin.hits["/item"] == 2
+    assert per_host.keys() == [origin.url.removeprefix("http://")]
+    stats = policy.stats()
+    assert stats["cache"]["hits"] == 2
+    assert stats["retry"]["recovered"] == 1
