@@ -99,7 +99,11 @@ def client(policy: Policy, **kwargs: Any) -> httpx.Client:
 
     ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
     ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
-    ``transport=`` to wrap your own); ``clock=`` goes to the resilient transport.
+    ``transport=`` to wrap your own); ``clock=`` goes to the resilient transport
+    (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
+    are used as they are (wrap them in :class:`ResilientTransport` yourself),
+    and proxies from the environment (``HTTPS_PROXY``, ...) are not applied:
+    pass ``proxy=``.
     """
     clock = kwargs.pop("clock", None)
     options = _inner_options(kwargs)
