@@ -15,9 +15,12 @@ from .errors import (
     RateLimitedError,
     Rejected,
     ResilienceError,
+    StoreUnavailable,
     TimeoutExceeded,
 )
 from .policies.retry import Retry, RetryBudget
+from .serializers import JsonSerializer, PickleSerializer
+from .stores.redis import RedisStore
 
 __version__ = "0.1.0.dev0"
 
@@ -33,16 +36,20 @@ __all__ = [
     "EqualJitter",
     "Exponential",
     "FullJitter",
+    "JsonSerializer",
     "LoadShedError",
     "Outcome",
+    "PickleSerializer",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
+    "RedisStore",
     "Rejected",
     "ResilienceError",
     "Retry",
     "RetryBudget",
+    "StoreUnavailable",
     "TimeoutExceeded",
     "add_listener",
     "errors",
