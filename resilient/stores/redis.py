@@ -15,6 +15,12 @@ succeeds only while the lease is the key's current one and releases it;
 ``invalidate`` deletes the record and the lease together, so a refresh that
 began before it can no longer write (Facebook's memcache stale-set protection).
 
+Decoding: a hit whose bytes equal the last record decoded for that key
+returns that same :class:`Entry` (and value object) without decoding again, as
+an in-memory store would return the object it holds; treat cached values as
+read-only. Any change to the record in Redis is decoded afresh, so this is never
+stale.
+
 Store failures (connection refused, timeouts) raise :class:`~resilient.StoreUnavailable`
 and count in a breaker kept by the store: after ``failure_threshold``
 consecutive failures every call raises ``StoreUnavailable`` at once without
@@ -44,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 _FRESH, _LEASED = 0, 1
+_DECODED_MAX = 1024  # keys whose last decoded record is remembered (then the memory starts afresh)
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
 
 
@@ -125,6 +132,7 @@ class RedisStore:
         self._client: Any = client
         self._aclient: Any = aclient
         self._owned: tuple[Any, ...] = ()
+        self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
         self._scripts = {n: client.register_script(s) for n, s in _SCRIPTS.items()} if client is not None else {}
         self._ascripts = {n: aclient.register_script(s) for n, s in _SCRIPTS.items()} if aclient is not None else {}
 
@@ -168,15 +176,22 @@ class RedisStore:
         return f"{self.prefix}{{{key}}}"
 
     def _decode(self, key: str, data: bytes, now: float | None = None) -> Entry | None:
-        try:
-            expires_at, stale_until, delta, payload = unpack_header(data)
-            value = self.serializer.loads(payload)
-        except Exception as exc:  # a record that fails to decode is a miss, never a crash
-            emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
+        last = self._decoded.get(key)
+        if last is not None and last[0] == data:  # the same bytes as last time: the same entry
+            entry = last[1]
+        else:
+            try:
+                expires_at, stale_until, delta, payload = unpack_header(data)
+                entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
+            except Exception as exc:  # a record that fails to decode is a miss, never a crash
+                emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
+                return None
+            if len(self._decoded) >= _DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[key] = (data, entry)
+        if now is not None and now >= entry.stale_until:
             return None
-        if now is not None and now >= stale_until:
-            return None
-        return Entry(value, expires_at, stale_until, delta)
+        return entry
 
     def _encode(self, entry: Entry) -> bytes:
         payload: bytes | str = self.serializer.dumps(entry.value)
@@ -233,7 +248,9 @@ class RedisStore:
 
     def get(self, key: str) -> Entry | None:
         """The entry (fresh or stale) with exactly one GET, or None."""
-        client = self._client or self._sync("get")
+        client = self._client
+        if client is None:
+            self._sync("get")
         if self._breaker.state != "closed":
             self._admit()
         try:
@@ -314,7 +331,9 @@ class RedisStore:
 
     async def aget(self, key: str) -> Entry | None:
         """The async twin of :meth:`get`."""
-        aclient = self._aclient or self._async("get")
+        aclient = self._aclient
+        if aclient is None:
+            self._async("get")
         if self._breaker.state != "closed":
             self._admit()
         try:

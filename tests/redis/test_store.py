@@ -287,3 +287,15 @@ def test_a_decoding_client_is_refused(redis_url: str) -> None:
             RedisStore(c)
     finally:
         c.close()
+
+
+def test_a_changed_record_is_decoded_afresh(store: RedisStore, client: redis.Redis) -> None:
+    """Hits reuse the decoded entry only while the stored bytes are the same."""
+    store.set("k", entry({"v": 1}), now=NOW)
+    first = store.get("k")
+    assert store.get("k") is first
+    store.set("k", entry({"v": 2}), now=NOW)
+    assert store.get("k") == entry({"v": 2})
+    client.set("resilient:{k}:v", b"garbage")
+    with capture_events():
+        assert store.get("k") is None
