@@ -20,7 +20,7 @@ class StoreBreaker:
 
     __slots__ = ("failure_threshold", "failures", "opened_at", "probing", "reset_timeout", "state")
 
-    def __init__(self, *, failure_threshold: int = 3, reset_timeout: float = 2.0) -> None:
+    def __init__(self, *, failure_threshold: int = 3, reset_timeout: float = 1.0) -> None:
         self.failure_threshold = whole("failure_threshold", failure_threshold, minimum=1)
         self.reset_timeout = number("reset_timeout", reset_timeout, strict=True)
         if self.reset_timeout > 5:

@@ -90,7 +90,9 @@ class RedisStore:
         serializer: JSON (default), or anything with ``dumps``/``loads``
             (``resilient.PickleSerializer(key=...)`` for signed pickle).
         failure_threshold: consecutive store failures that open the breaker.
-        reset_timeout: seconds the breaker stays open before one probe (0 < s <= 5).
+        reset_timeout: seconds the breaker stays open before one probe (0 < s <= 5). Under
+            ``rs.Cache``, whose own store guard backs off 0.5 s, 1 s, 2 s ... 5 s between
+            probes, the default 1 s never delays the cache's probe further.
         clock: monotonic time for the breaker (``FakeClock`` in tests).
     """
 
@@ -102,7 +104,7 @@ class RedisStore:
         prefix: str = "resilient:",
         serializer: object = None,
         failure_threshold: int = 3,
-        reset_timeout: float = 2.0,
+        reset_timeout: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
         sync_kinds, async_kinds, failures = _client_kinds()
@@ -140,11 +142,14 @@ class RedisStore:
     def from_url(cls, url: str, *, prefix: str = "resilient:", serializer: object = None, **options: Any) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
 
-        ``options`` go to both clients (``socket_timeout=0.5`` ...).
+        ``options`` go to both clients; ``socket_timeout`` and ``socket_connect_timeout``
+        default to 1 s, so a hung or unreachable server fails fast.
         """
         import redis
         import redis.asyncio
 
+        options.setdefault("socket_timeout", 1.0)
+        options.setdefault("socket_connect_timeout", 1.0)
         store = cls(
             redis.Redis.from_url(url, **options),
             aclient=redis.asyncio.Redis.from_url(url, **options),
