@@ -3,7 +3,9 @@
 from ._clock import Clock
 from ._context import Context
 from ._events import add_listener, remove_listener
+from ._keys import context_key
 from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
@@ -18,8 +20,12 @@ from .errors import (
     StoreUnavailable,
     TimeoutExceeded,
 )
+from .policies.cache import Cache
+from .policies.coalesce import Coalesce
 from .policies.retry import Retry, RetryBudget
 from .serializers import JsonSerializer, PickleSerializer
+from .singleflight import SingleFlight
+from .stores.memory import MemoryStore
 from .stores.redis import RedisStore
 
 __version__ = "0.1.0.dev0"
@@ -27,9 +33,11 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Backoff",
     "BulkheadFullError",
+    "Cache",
     "CacheLockTimeout",
     "CircuitOpenError",
     "Clock",
+    "Coalesce",
     "Constant",
     "Context",
     "DecorrelatedJitter",
@@ -38,6 +46,7 @@ __all__ = [
     "FullJitter",
     "JsonSerializer",
     "LoadShedError",
+    "MemoryStore",
     "Outcome",
     "PickleSerializer",
     "Pipeline",
@@ -49,9 +58,12 @@ __all__ = [
     "ResilienceError",
     "Retry",
     "RetryBudget",
+    "SingleFlight",
     "StoreUnavailable",
     "TimeoutExceeded",
+    "XFetch",
     "add_listener",
+    "context_key",
     "errors",
     "jittered",
     "pipeline",
