@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import socket
@@ -31,11 +32,12 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import structlog
 
 import resilient as rs
 from resilient.stores.base import Entry
 
-ROUNDS, PER_ROUND = 7, 400
+WARMUP, CALLS = 200, 3000
 PROCESSES, CALLERS, ORIGIN_SECONDS = 4, 25, 0.3
 CACHE: Any = getattr(rs, "Cache", None)  # built in parallel (the cache issue)
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,23 +70,35 @@ def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
 # -- 1. hit latency -----------------------------------------------------------------
 
 
-def sample_sync(fn: Callable[[], Any]) -> list[float]:
-    fn()
-    out = []
-    for _ in range(PER_ROUND):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
+def sample_sync(contenders: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
+    """Per-call latencies, the contenders taking turns call by call (so load swings hit all alike)."""
+    out: dict[str, list[float]] = {name: [] for name in contenders}
+    fns = list(contenders.items())
+    for _ in range(WARMUP):
+        for _, fn in fns:
+            fn()
+    clock = time.perf_counter
+    for i in range(CALLS):
+        for name, fn in fns[i % len(fns) :] + fns[: i % len(fns)]:  # rotated: no one always goes first
+            t0 = clock()
+            fn()
+            out[name].append(clock() - t0)
     return out
 
 
-async def sample_async(fn: Callable[[], Awaitable[Any]]) -> list[float]:
-    await fn()
-    out = []
-    for _ in range(PER_ROUND):
-        t0 = time.perf_counter()
-        await fn()
-        out.append(time.perf_counter() - t0)
+async def sample_async(contenders: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, list[float]]:
+    """The async twin of :func:`sample_sync`."""
+    out: dict[str, list[float]] = {name: [] for name in contenders}
+    fns = list(contenders.items())
+    for _ in range(WARMUP):
+        for _, fn in fns:
+            await fn()
+    clock = time.perf_counter
+    for i in range(CALLS):
+        for name, fn in fns[i % len(fns) :] + fns[: i % len(fns)]:
+            t0 = clock()
+            await fn()
+            out[name].append(clock() - t0)
     return out
 
 
@@ -144,27 +158,17 @@ async def async_contenders(port: int) -> dict[str, Callable[[], Awaitable[Any]]]
 def report_latency(title: str, samples: dict[str, list[float]]) -> None:
     names = list(samples)
     base = statistics.median(samples[names[0]])
-    print(f"\n{title}: median hit latency ({ROUNDS}x{PER_ROUND} calls, interleaved)")
+    print(f"\n{title}: median hit latency ({CALLS} calls each, taking turns call by call)")
     for name in names:
         m = statistics.median(samples[name])
         print(f"  {name:<26} {m * 1e6:8.1f} us   {m / base:5.2f}x")
 
 
 def bench_latency(port: int) -> None:
-    sync = sync_contenders(port)
-    samples: dict[str, list[float]] = {n: [] for n in sync}
-    for _ in range(ROUNDS):
-        for name, fn in sync.items():
-            samples[name] += sample_sync(fn)
-    report_latency("sync", samples)
+    report_latency("sync", sample_sync(sync_contenders(port)))
 
     async def run_async() -> dict[str, list[float]]:
-        contenders = await async_contenders(port)
-        out: dict[str, list[float]] = {n: [] for n in contenders}
-        for _ in range(ROUNDS):
-            for name, fn in contenders.items():
-                out[name] += await sample_async(fn)
-        return out
+        return await sample_async(await async_contenders(port))
 
     report_latency("asyncio", asyncio.run(run_async()))
 
@@ -286,7 +290,7 @@ def bench_cold(port: int) -> None:
             repr(start_at),
         ]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, cwd=ROOT) for _ in range(PROCESSES)]
-        outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        outs = [json.loads(p.communicate(timeout=60)[0].splitlines()[-1]) for p in procs]
         calls = sum(o["calls"] for o in outs)
         values = set().union(*(o["values"] for o in outs))
         print(f"  {name:<10} origin calls: {calls:3d}   distinct values seen by callers: {len(values)}")
@@ -298,6 +302,7 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--start", type=float)
     args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # quiet
     if args.worker:
         print(json.dumps(worker(args.worker, args.port, args.start)))
         return
