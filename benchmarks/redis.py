@@ -39,7 +39,6 @@ from resilient.stores.base import Entry
 
 WARMUP, CALLS = 200, 3000
 PROCESSES, CALLERS, ORIGIN_SECONDS = 4, 25, 0.3
-CACHE: Any = getattr(rs, "Cache", None)  # built in parallel (the cache issue)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -118,9 +117,8 @@ def sync_contenders(port: int) -> dict[str, Callable[[], Any]]:
         "bare redis-py GET": lambda: bare.get("bare"),
         "RedisStore.get": lambda: store.get("hot"),
     }
-    if CACHE is not None:
-        cache = CACHE(ttl=3600, store=rs.RedisStore(redis.Redis(port=port), prefix="oc:"))
-        contenders["rs.Cache hit"] = cache(lambda: "x" * 64)
+    cache = rs.Cache(ttl=3600, store=rs.RedisStore(redis.Redis(port=port), prefix="oc:"))
+    contenders["rs.Cache hit"] = cache(lambda: "x" * 64)
     contenders["dogpile.cache hit"] = dogpile_hot
     return contenders
 
@@ -144,13 +142,12 @@ async def async_contenders(port: int) -> dict[str, Callable[[], Awaitable[Any]]]
         "bare redis.asyncio GET": lambda: bare.get("bare"),
         "RedisStore.aget": lambda: store.aget("ahot"),
     }
-    if CACHE is not None:
-        cache = CACHE(ttl=3600, store=rs.RedisStore(redis.asyncio.Redis(port=port), prefix="oca:"))
+    cache = rs.Cache(ttl=3600, store=rs.RedisStore(redis.asyncio.Redis(port=port), prefix="oca:"))
 
-        async def ours() -> str:
-            return "x" * 64
+    async def ours() -> str:
+        return "x" * 64
 
-        contenders["rs.Cache hit (async)"] = cache(ours)
+    contenders["rs.Cache hit (async)"] = cache(ours)
     contenders["cashews hit"] = cashews_hot
     return contenders
 
@@ -201,10 +198,12 @@ def run_threads(fn: Callable[[], Any]) -> list[Any]:
 
     def runner(i: int) -> None:
         barrier.wait()
+        t0 = time.perf_counter()
         try:
-            results[i] = fn()
+            value = fn()
         except Exception as exc:
-            results[i] = f"error: {exc!r}"
+            value = f"error: {exc!r}"
+        results[i] = (value, time.perf_counter() - t0)
 
     threads = [threading.Thread(target=runner, args=(i,)) for i in range(CALLERS)]
     for t in threads:
@@ -216,10 +215,12 @@ def run_threads(fn: Callable[[], Any]) -> list[Any]:
 
 async def run_tasks(fn: Callable[[], Awaitable[Any]]) -> list[Any]:
     async def one() -> Any:
+        t0 = time.perf_counter()
         try:
-            return await fn()
+            value = await fn()
         except Exception as exc:
-            return f"error: {exc!r}"
+            value = f"error: {exc!r}"
+        return value, time.perf_counter() - t0
 
     return list(await asyncio.gather(*(one() for _ in range(CALLERS))))
 
@@ -228,7 +229,7 @@ def worker(name: str, port: int, start_at: float) -> dict[str, Any]:
     origin = Origin()
     key = "cold"
     if name == "ours":
-        cache = CACHE(ttl=60, lock_ttl=5, store=rs.RedisStore(redis.Redis(port=port)), key=lambda: key)
+        cache = rs.Cache(ttl=60, lock_ttl=5, store=rs.RedisStore(redis.Redis(port=port)), key=lambda: key)
         fn: Callable[[], Any] = cache(origin.fetch)
     elif name == "dogpile":
         from dogpile.cache import make_region
@@ -248,7 +249,8 @@ def worker(name: str, port: int, start_at: float) -> dict[str, Any]:
     time.sleep(max(0.0, start_at - time.time()))
     sync = name in ("ours", "dogpile")
     results = run_threads(fn) if sync else asyncio.run(async_worker(name, port, origin, key))
-    return {"calls": origin.calls, "values": sorted({str(v) for v in results})}
+    values = sorted({str(v) for v, _ in results})
+    return {"calls": origin.calls, "values": values, "slowest": max(t for _, t in results)}
 
 
 async def async_worker(name: str, port: int, origin: Origin, key: str) -> list[Any]:
@@ -271,9 +273,6 @@ async def async_worker(name: str, port: int, origin: Origin, key: str) -> list[A
 def bench_cold(port: int) -> None:
     print(f"\norigin calls for one cold key: {PROCESSES} processes x {CALLERS} callers, origin {ORIGIN_SECONDS}s")
     names = ["ours", "dogpile", "cashews", "aiocache"]
-    if not CACHE is not None:
-        names.remove("ours")
-        print("  ours: rs.Cache not in this tree yet (store-level tests cover the lease)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for name in names:
         redis.Redis(port=port).flushall()
@@ -293,7 +292,9 @@ def bench_cold(port: int) -> None:
         outs = [json.loads(p.communicate(timeout=60)[0].splitlines()[-1]) for p in procs]
         calls = sum(o["calls"] for o in outs)
         values = set().union(*(o["values"] for o in outs))
-        print(f"  {name:<10} origin calls: {calls:3d}   distinct values seen by callers: {len(values)}")
+        slowest = max(o["slowest"] for o in outs)
+        print(f"  {name:<10} origin calls: {calls:3d}   distinct values: {len(values):3d}", end="")
+        print(f"   slowest caller: {slowest:.2f}s")
 
 
 def main() -> None:

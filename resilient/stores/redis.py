@@ -31,6 +31,7 @@ succeeds. Each real failure emits ``cache.store_error``.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any
@@ -304,9 +305,14 @@ class RedisStore:
         self._run(client.delete, "invalidate", key, (), (f"{tag}:v", f"{tag}:l"))
 
     def take(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
-        """Atomically take ``tokens`` from the shared bucket: 0.0, or seconds until they would be there."""
+        """Atomically take ``tokens`` from the shared bucket: 0.0, or seconds until they would be there.
+
+        One Lua call. ``tokens`` more than ``burst`` can never be there: ``math.inf``, without a call.
+        """
         self._sync("take")
         args = _bucket_args(rate, burst, now, tokens)
+        if tokens > burst:  # never there: as the in-process bucket answers
+            return math.inf
         return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
 
     def _run(self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any) -> Any:
@@ -389,6 +395,8 @@ class RedisStore:
         """The async twin of :meth:`take`."""
         self._async("take")
         args = _bucket_args(rate, burst, now, tokens)
+        if tokens > burst:
+            return math.inf
         return float(await self._arun(self._ascripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
 
     async def _arun(
@@ -414,6 +422,4 @@ _SCRIPTS = {"lookup": LOOKUP, "set_leased": SET_LEASED, "release": RELEASE, "buc
 def _bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[float, ...]:
     if not rate > 0 or not burst > 0 or not tokens > 0:
         raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
-    if tokens > burst:
-        raise ValueError(f"tokens must be <= burst ({burst!r}), got {tokens!r}")
     return (rate, burst, now, tokens)
