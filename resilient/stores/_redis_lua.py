@@ -1,4 +1,4 @@
-"""The record format and Lua scripts of :class:`resilient.stores.redis.RedisStore`.
+"""The record format, Lua scripts and client checks of :class:`resilient.stores.redis.RedisStore`.
 
 A record is one Redis string: ``b"R1 <expires_at> <stale_until> <delta>\\n" + payload``
 (times as wall-clock epoch seconds, ``repr`` of a float; ``payload`` from the
@@ -9,10 +9,11 @@ which share a hash tag, so it runs on Redis Cluster too.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .base import Entry
 
-__all__ = ["BUCKET", "LOOKUP", "RELEASE", "SET_LEASED", "pack", "px", "unpack_header"]
+__all__ = ["SCRIPTS", "bucket_args", "check_bytes_client", "client_kinds", "pack", "px", "unpack_header"]
 
 _MAGIC = b"R1"
 
@@ -73,6 +74,37 @@ if now > ts then t = math.min(burst, t + (now - ts) * rate); ts = now end
 local wait = 0
 if t >= want then t = t - want else wait = (want - t) / rate end
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', t), 'ts', string.format('%.17g', ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.min(math.ceil(burst / rate * 1000) + 1000, 1e13))
 return string.format('%.17g', wait)
 """
+
+SCRIPTS = {"lookup": LOOKUP, "set_leased": SET_LEASED, "release": RELEASE, "bucket": BUCKET}
+
+
+def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[float, ...]:
+    """The bucket script's arguments, checked."""
+    if not rate > 0 or not burst > 0 or not tokens > 0:
+        raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
+    return (rate, burst, now, tokens)
+
+
+# -- clients ------------------------------------------------------------------
+
+
+def client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
+    """(sync client types, asyncio client types, errors meaning the store is unreachable); imports redis lazily."""
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    sync = (redis.Redis, redis.cluster.RedisCluster)
+    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+    return sync, asyn, failures
+
+
+def check_bytes_client(name: str, client: Any) -> None:
+    """Refuse a client that decodes replies to str: records are bytes."""
+    if client.get_encoder().decode_responses:
+        raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")

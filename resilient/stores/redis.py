@@ -41,7 +41,7 @@ from .._events import emit
 from .._machines.store_breaker import StoreBreaker
 from ..errors import StoreUnavailable
 from ..serializers import resolve_serializer
-from ._redis_lua import BUCKET, LOOKUP, RELEASE, SET_LEASED, pack, px, unpack_header
+from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
 
 if TYPE_CHECKING:
@@ -53,23 +53,6 @@ __all__ = ["RedisStore"]
 _FRESH, _LEASED = 0, 1
 _DECODED_MAX = 1024  # keys whose last decoded record is remembered (then the memory starts afresh)
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
-
-
-def _client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
-    import redis
-    import redis.asyncio
-    import redis.asyncio.cluster
-    import redis.cluster
-
-    sync = (redis.Redis, redis.cluster.RedisCluster)
-    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
-    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-    return sync, asyn, failures
-
-
-def _check_bytes_client(name: str, client: Any) -> None:
-    if client.get_encoder().decode_responses:
-        raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")
 
 
 class RedisStore:
@@ -108,7 +91,7 @@ class RedisStore:
         reset_timeout: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
-        sync_kinds, async_kinds, failures = _client_kinds()
+        sync_kinds, async_kinds, failures = client_kinds()
         if client is not None and isinstance(client, async_kinds):
             if aclient is not None:
                 raise TypeError(
@@ -125,7 +108,9 @@ class RedisStore:
             raise ValueError(f"prefix must be a str without '{{' or '}}', got {prefix!r}")
         for name, c in (("client", client), ("aclient", aclient)):
             if c is not None:
-                _check_bytes_client(name, c)
+                check_bytes_client(name, c)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.prefix = prefix
         self.serializer = resolve_serializer(serializer)
         self.clock = clock or SYSTEM_CLOCK
@@ -134,17 +119,28 @@ class RedisStore:
         self._failures = failures
         self._client: Any = client
         self._aclient: Any = aclient
-        self._owned: tuple[Any, ...] = ()
+        self._owns_clients = False
         self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
-        self._scripts = {n: client.register_script(s) for n, s in _SCRIPTS.items()} if client is not None else {}
-        self._ascripts = {n: aclient.register_script(s) for n, s in _SCRIPTS.items()} if aclient is not None else {}
+        self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
+        self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "resilient:", serializer: object = None, **options: Any) -> RedisStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "resilient:",
+        serializer: object = None,
+        failure_threshold: int = 3,
+        reset_timeout: float = 1.0,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
 
-        ``options`` go to both clients; ``socket_timeout`` and ``socket_connect_timeout``
-        default to 1 s, so a hung or unreachable server fails fast.
+        The keywords are the constructor's; other ``options`` go to both clients
+        (``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, so a
+        hung or unreachable server fails fast).
         """
         import redis
         import redis.asyncio
@@ -156,19 +152,22 @@ class RedisStore:
             aclient=redis.asyncio.Redis.from_url(url, **options),
             prefix=prefix,
             serializer=serializer,
+            failure_threshold=failure_threshold,
+            reset_timeout=reset_timeout,
+            clock=clock,
         )
-        store._owned = (store._client, store._aclient)
+        store._owns_clients = True
         return store
 
     def close(self) -> None:
         """Close the sync client if this store made it (``from_url``)."""
-        if self._client is not None and self._client in self._owned:
+        if self._owns_clients and self._client is not None:
             self._client.close()
 
     async def aclose(self) -> None:
         """Close the clients this store made (``from_url``)."""
         self.close()
-        if self._aclient is not None and self._aclient in self._owned:
+        if self._owns_clients and self._aclient is not None:
             await self._aclient.aclose()
 
     def __repr__(self) -> str:
@@ -254,20 +253,8 @@ class RedisStore:
 
     def get(self, key: str) -> Entry | None:
         """The entry (fresh or stale) with exactly one GET, or None."""
-        client = self._client
-        if client is None:
-            self._sync("get")
-        if self._breaker.state != "closed":
-            self._admit()
-        try:
-            data = client.get(f"{self._tag(key)}:v")
-        except self._failures as exc:
-            raise self._failed(exc, "get", key) from exc
-        except BaseException as exc:
-            self._other(exc)
-            raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
+        client = self._client or self._sync("get")
+        data = self._run(client.get, "get", key, (), (f"{self._tag(key)}:v",))
         return None if data is None else self._decode(key, data)
 
     def lookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
@@ -310,7 +297,7 @@ class RedisStore:
         One Lua call. ``tokens`` more than ``burst`` can never be there: ``math.inf``, without a call.
         """
         self._sync("take")
-        args = _bucket_args(rate, burst, now, tokens)
+        args = bucket_args(rate, burst, now, tokens)
         if tokens > burst:  # never there: as the in-process bucket answers
             return math.inf
         return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
@@ -342,20 +329,8 @@ class RedisStore:
 
     async def aget(self, key: str) -> Entry | None:
         """The async twin of :meth:`get`."""
-        aclient = self._aclient
-        if aclient is None:
-            self._async("get")
-        if self._breaker.state != "closed":
-            self._admit()
-        try:
-            data = await aclient.get(f"{self._tag(key)}:v")
-        except self._failures as exc:
-            raise self._failed(exc, "get", key) from exc
-        except BaseException as exc:
-            self._other(exc)
-            raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
+        aclient = self._aclient or self._async("get")
+        data = await self._arun(aclient.get, "get", key, (), (f"{self._tag(key)}:v",))
         return None if data is None else self._decode(key, data)
 
     async def alookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
@@ -394,7 +369,7 @@ class RedisStore:
     async def atake(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
         """The async twin of :meth:`take`."""
         self._async("take")
-        args = _bucket_args(rate, burst, now, tokens)
+        args = bucket_args(rate, burst, now, tokens)
         if tokens > burst:
             return math.inf
         return float(await self._arun(self._ascripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
@@ -414,12 +389,3 @@ class RedisStore:
         if self._breaker.failures or self._breaker.state != "closed":
             self._ok()
         return reply
-
-
-_SCRIPTS = {"lookup": LOOKUP, "set_leased": SET_LEASED, "release": RELEASE, "bucket": BUCKET}
-
-
-def _bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[float, ...]:
-    if not rate > 0 or not burst > 0 or not tokens > 0:
-        raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
-    return (rate, burst, now, tokens)

@@ -87,3 +87,8 @@ def test_two_processes_share_one_bucket_exactly(redis_url: str) -> None:
                 p.wait()
     assert sum(counts) == 50
     assert all(c > 0 for c in counts)
+
+
+def test_a_bucket_that_takes_ages_to_refill_still_works(store: RedisStore) -> None:
+    """A huge burst over a tiny rate does not overflow the bucket's expiry."""
+    assert store.take("slow", rate=1e-9, burst=1e9, now=NOW) == 0.0
