@@ -2,14 +2,7 @@
 
 from ._clock import Clock
 from ._context import Context
-from ._events import add_listener, remove_listener
-from ._keys import context_key
-from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
-from ._machines.cache import XFetch
-from ._outcome import Outcome, Predicate, errors, results
-from ._pipeline import Pipeline, pipeline
-from ._policy import Policy
-from .errors import (
+from ._errors import (
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -20,6 +13,13 @@ from .errors import (
     StoreUnavailable,
     TimeoutExceeded,
 )
+from ._events import add_listener, remove_listener
+from ._keys import context_key
+from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._machines.cache import XFetch
+from ._outcome import Outcome, Predicate, errors, results
+from ._pipeline import Pipeline, pipeline
+from ._policy import Policy
 from .policies.cache import Cache
 from .policies.coalesce import Coalesce
 from .policies.retry import Retry, RetryBudget
