@@ -29,6 +29,8 @@ _WARNING = frozenset(
         "breaker.opened",
         "cache.store_error",
         "cache.refresh_failed",
+        "cache.decode_error",
+        "cache.encode_error",
         "token.refresh_failed",
     }
 )
