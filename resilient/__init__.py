@@ -18,6 +18,7 @@ from .errors import (
     TimeoutExceeded,
 )
 from .policies.retry import Retry, RetryBudget
+from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
@@ -44,6 +45,9 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "TimeoutExceeded",
+    "Token",
+    "TokenAuth",
+    "TokenProvider",
     "add_listener",
     "errors",
     "jittered",
