@@ -260,11 +260,10 @@ class TokenProvider:
         return dropped
 
     async def aclose(self) -> None:
-        """Cancel background refresh tasks and wait for them; the provider stays usable."""
+        """Wait for background refresh tasks (cancelling this wait cancels them); the provider stays usable."""
         tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- shared by both worlds (short critical sections, never across I/O) --------
 
