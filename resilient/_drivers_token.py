@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Generic, TypeVar
 
 from ._clock import Clock
-from ._drivers import asleep, sleep
+from ._drivers import asleep, sleep, waiting_disabled
 
 __all__ = ["MAX_POLLS", "Flight", "apoll_shared", "poll_shared"]
 
@@ -117,4 +117,6 @@ async def apoll_shared(
         if remaining <= 0:
             return None
         await asleep(clock, min(next(delays), remaining))
+        if waiting_disabled():
+            await asyncio.sleep(0)  # still let the lease holder's task run
     return None
