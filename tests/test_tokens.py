@@ -172,18 +172,23 @@ def test_thirty_threads_on_a_cold_provider_cause_one_fetch() -> None:
 
 
 def test_thirty_threads_invalidating_the_old_token_cause_one_more_fetch() -> None:
-    """30 concurrent invalidate(old) + get() cost exactly one more fetch, and all get the new token."""
+    """30 concurrent invalidate(old) + get() cost exactly one more fetch, even when half arrive after the refresh."""
     clock = FakeClock()
-    issuer, gate = Issuer(clock), Gate(N)
+    issuer, gate = Issuer(clock), Gate(N // 2)
     provider = rs.TokenProvider(gated(issuer, gate), clock=clock)
     gate.arrived = N
     old = provider.get()
     gate.arrived = 0
+    refreshed = threading.Event()
 
-    def caller(_: int) -> tuple[bool, str]:
+    def caller(i: int) -> tuple[bool, str]:
+        if i >= N // 2:  # a late 401: its request was sent with the old token before the refresh
+            assert refreshed.wait(10)
         dropped = provider.invalidate(old)
         gate.arrive()
-        return dropped, provider.get()
+        value = provider.get()
+        refreshed.set()
+        return dropped, value
 
     results = run_threads(N, caller)
     assert issuer.count == 2
@@ -234,11 +239,12 @@ async def test_thirty_tasks_on_a_cold_provider_cause_one_fetch() -> None:
 
 
 async def test_thirty_tasks_invalidating_the_old_token_cause_one_more_fetch() -> None:
-    """30 concurrent ainvalidate(old) + aget() tasks cost exactly one more fetch."""
+    """30 concurrent ainvalidate(old) + aget() tasks cost one more fetch, even when half arrive after the refresh."""
     clock = FakeClock()
     issuer = Issuer(clock)
     arrived = 0
     all_in = asyncio.Event()
+    refreshed = asyncio.Event()
 
     async def fetch() -> rs.Token:
         if issuer.count:
@@ -248,16 +254,20 @@ async def test_thirty_tasks_invalidating_the_old_token_cause_one_more_fetch() ->
     provider = rs.TokenProvider(fetch, clock=clock)
     old = await provider.aget()
 
-    async def caller() -> tuple[bool, str]:
+    async def caller(i: int) -> tuple[bool, str]:
         nonlocal arrived
+        if i >= N // 2:  # a late 401 for the old token
+            await asyncio.wait_for(refreshed.wait(), 10)
         dropped = await provider.ainvalidate(old)
         arrived += 1
-        if arrived == N:
+        if arrived == N // 2:
             all_in.set()
-        return dropped, await provider.aget()
+        value = await provider.aget()
+        refreshed.set()
+        return dropped, value
 
     try:
-        results = await gather_all(*(caller() for _ in range(N)))
+        results = await gather_all(*(caller(i) for i in range(N)))
     finally:
         await provider.aclose()
     assert issuer.count == 2

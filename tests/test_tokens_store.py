@@ -140,26 +140,7 @@ def test_token_record_in_the_store_is_value_and_expiry_only() -> None:
 
 
 def test_a_fleet_cold_start_fetches_once() -> None:
-    """4 processes starting together on an empty store cause one fetch; the others read the shared token."""
-    clock = FakeClock()
-    store = FakeStore(clock)
-    issuer = Issuer(clock)
-    providers = fleet(clock, store, issuer)
-    barrier = threading.Barrier(PROCESSES)
-
-    def process(i: int) -> str:
-        barrier.wait(10)
-        return providers[i].get()
-
-    with no_waiting():  # the waiting processes poll the store at once instead of sleeping
-        results = run_threads(PROCESSES, process)
-    assert results == ["t1"] * PROCESSES
-    assert issuer.count == 1
-    assert sum(p.stats()["shared"] for p in providers) == PROCESSES - 1
-
-
-def test_waiting_processes_read_the_token_the_lease_holder_wrote() -> None:
-    """Processes with no token poll the store while one holds the lease, then read its token without fetching."""
+    """4 processes starting on an empty store cause one fetch; the others wait for its token and read it."""
     clock = FakeClock()
     store = FakeStore(clock)
     issuer = HeldIssuer(clock, store, waiting=PROCESSES - 1)
@@ -169,6 +150,7 @@ def test_waiting_processes_read_the_token_the_lease_holder_wrote() -> None:
     assert results == ["t1"] * PROCESSES
     assert issuer.count == 1
     assert store.refreshing_seen >= PROCESSES - 1
+    assert sum(p.stats()["shared"] for p in providers) == PROCESSES - 1
 
 
 def test_a_fleet_refreshes_once_per_expiry() -> None:
