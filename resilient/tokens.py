@@ -308,8 +308,7 @@ class TokenProvider:
                 if flight.background:
                     retry_in = state.failed(now, next(self._retry_delays))
                 else:
-                    state.failures += 1
-                    state.abandoned()
+                    state.failed_blocking()
                 failures = state.failures
             elif abandoned:
                 state.abandoned()

@@ -151,6 +151,11 @@ class TokenState:
         self.failures += 1
         return self.pending(now, delay)
 
+    def failed_blocking(self) -> None:
+        """A refresh that callers waited for failed: they get the error; the next caller tries again at once."""
+        self.failures += 1
+        self.refreshing = False
+
     def pending(self, now: float, delay: float) -> float:
         """Another process holds the refresh: look again ``delay`` seconds from now."""
         self.refreshing = False

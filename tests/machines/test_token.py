@@ -170,3 +170,12 @@ def test_machine_imports_nothing_that_waits() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"time", "threading", "asyncio", "httpx", "redis"}
+
+
+def test_a_failed_blocking_refresh_is_not_cached() -> None:
+    """After a refresh that callers waited for fails, the next caller starts a new one at once."""
+    state = TokenState()
+    assert state.decide(0.0) is Action.REFRESH
+    state.failed_blocking()
+    assert state.failures == 1
+    assert state.decide(0.0) is Action.REFRESH
