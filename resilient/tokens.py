@@ -20,6 +20,7 @@ from typing import Any
 
 from ._clock import SYSTEM_CLOCK, Clock
 from ._drivers_token import Flight
+from ._errors import ResilienceError
 from ._events import emit
 from ._machines._validate import number
 from ._machines.backoff import Backoff, EqualJitter
@@ -28,7 +29,6 @@ from ._stats import Counter
 from ._token import Obtained, Token, checked
 from ._token_auth import TokenAuth
 from ._token_store import SharedToken
-from .errors import ResilienceError
 from .stores.base import Store
 
 __all__ = ["Token", "TokenAuth", "TokenProvider"]
