@@ -32,13 +32,14 @@ class Flight(Generic[T]):
     """One refresh: its outcome (``result`` or ``error``, or neither when it was
     abandoned or left to another process) and the callers waiting for it."""
 
-    __slots__ = ("_lock", "_waiters", "background", "done", "error", "loop", "result")
+    __slots__ = ("_lock", "_waiters", "background", "done", "error", "loop", "owner", "result")
 
     def __init__(self, lock: threading.Lock, *, background: bool, loop: asyncio.AbstractEventLoop | None) -> None:
         self._lock = lock  # the provider's lock: registration and finishing exclude each other
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.background = background
         self.loop = loop  # the event loop running the refresh, None for a thread
+        self.owner: int | None = None  # the thread running the refresh, when one does
         self.done = threading.Event()
         self.result: T | None = None
         self.error: Exception | None = None
@@ -59,6 +60,8 @@ class Flight(Generic[T]):
     def wait(self) -> None:
         """Block this thread until the flight is done."""
         if not self.done.is_set():
+            if self.owner == threading.get_ident():
+                raise RuntimeError("the token fetch called get() on its own provider: it would wait for itself")
             if self.loop is not None and _running_loop() is self.loop:
                 raise RuntimeError("get() called on the event loop that runs the token refresh: use `await aget()`")
             self.done.wait()

@@ -110,6 +110,8 @@ class SharedToken:
         now = p.clock.time()
         try:
             found = self._store.lookup(p.key, now=now, lease_ttl=self._lease_ttl)
+        except TypeError:  # a misconfigured store (say, no asyncio client for aget()): not an outage
+            raise
         except Exception as exc:
             self._store_error("lookup", exc)
             return Obtained(p._fetch_sync(), fetched=True)
@@ -180,6 +182,8 @@ class SharedToken:
         now = p.clock.time()
         try:
             found = await self._store.alookup(p.key, now=now, lease_ttl=self._lease_ttl)
+        except TypeError:  # a misconfigured store (say, no asyncio client for aget()): not an outage
+            raise
         except Exception as exc:
             self._store_error("lookup", exc)
             return Obtained(await p._afetch(), fetched=True)

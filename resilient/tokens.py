@@ -167,6 +167,7 @@ class TokenProvider:
 
     def _refresh(self, flight: Flight[Obtained]) -> None:
         """Run one refresh in this thread (blocking the callers, or in the background)."""
+        flight.owner = threading.get_ident()
         try:
             if self._shared is None:
                 got: Obtained | None = Obtained(self._fetch_sync(), fetched=True)

@@ -475,3 +475,39 @@ def test_an_expired_token_blocks_callers_on_the_refresh() -> None:
     clock.advance(3601)
     assert provider.get() == "t2"
     assert issuer.count == 2
+
+
+def test_a_fetch_that_calls_its_own_provider_fails_instead_of_deadlocking() -> None:
+    """A fetch calling get() on its own provider gets a RuntimeError rather than waiting for itself forever."""
+    provider: rs.TokenProvider
+
+    def fetch() -> rs.Token:
+        provider.get()
+        return rs.Token("v", 2e9)
+
+    provider = rs.TokenProvider(fetch, clock=FakeClock())
+    with pytest.raises(RuntimeError, match="its own provider"):
+        provider.get()
+
+
+async def test_a_store_without_an_asyncio_client_is_a_type_error_not_an_outage() -> None:
+    """A store whose async methods raise TypeError (misconfigured) surfaces that error from aget()."""
+
+    class SyncOnlyStore:
+        def get(self, key: str) -> None: ...
+        def lookup(self, key: str, *, now: float, lease_ttl: float) -> None: ...
+        def set(self, key: str, entry: object, *, now: float, lease: str | None = None) -> bool:
+            return False
+
+        def release(self, key: str, lease: str) -> None: ...
+        def invalidate(self, key: str) -> None: ...
+
+        async def alookup(self, key: str, *, now: float, lease_ttl: float) -> None:
+            raise TypeError("this store has no asyncio client")
+
+    provider = rs.TokenProvider(lambda: rs.Token("v", 2e9), store=SyncOnlyStore(), clock=FakeClock())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(TypeError, match="no asyncio client"):
+            await provider.aget()
+    finally:
+        await provider.aclose()
