@@ -154,7 +154,11 @@ class TokenProvider:
                     target=self._refresh, args=(flight,), name="resilient-token-refresh", daemon=True
                 )
                 self._threads.add(thread)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had: serve, and let a later call try again
+                    self._threads.discard(thread)
+                    self._settle(flight, None, None, abandoned=True)
                 return value  # type: ignore[return-value]
             if action is Action.REFRESH:
                 self._refresh(flight)
