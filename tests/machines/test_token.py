@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resilient._machines.token import Action, TokenState, TokenTiming, is_valid, refresh_point
 
@@ -163,3 +165,51 @@ def test_a_failed_blocking_refresh_is_not_cached() -> None:
     state.failed_blocking()
     assert state.failures == 1
     assert state.decide(0.0) is Action.REFRESH
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["decide", "adopt", "fail", "fail_blocking", "pending", "abandon", "invalidate"]),
+        st.floats(min_value=0, max_value=50),
+    ),
+    max_size=60,
+)
+
+
+@given(_OPS)
+def test_never_an_expired_token_and_never_two_refreshes(ops: list[tuple[str, float]]) -> None:
+    """Whatever happens, decide() serves only unexpired tokens and never starts a second refresh while one runs."""
+    state = TokenState()
+    now = 0.0
+    running = False
+    issued = 0
+    for op, step in ops:
+        now += step
+        if op == "decide":
+            action = state.decide(now)
+            if action in (Action.SERVE, Action.SERVE_AND_REFRESH):
+                assert state.value is not None
+                assert now < state.expires_at
+            if action in (Action.REFRESH, Action.SERVE_AND_REFRESH):
+                assert not running, "a second refresh started while one was running"
+                running = True
+            if action is Action.WAIT:
+                assert running
+        elif running and op == "adopt":
+            issued += 1
+            state.adopt(f"t{issued}", now + 100, now + 40)
+            running = False
+        elif running and op == "fail":
+            state.failed(now, step)
+            running = False
+        elif running and op == "fail_blocking":
+            state.failed_blocking()
+            running = False
+        elif running and op == "pending":
+            state.pending(now, step)
+            running = False
+        elif running and op == "abandon":
+            state.abandoned()
+            running = False
+        elif op == "invalidate" and state.value is not None:
+            assert state.invalidate(state.value)
