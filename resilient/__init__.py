@@ -13,42 +13,70 @@ from ._errors import (
     TimeoutExceeded,
 )
 from ._events import add_listener, remove_listener
+from ._keys import context_key
 from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
+from .policies.breaker import CircuitBreaker
+from .policies.bulkhead import Bulkhead
+from .policies.cache import Cache
+from .policies.coalesce import Coalesce
+from .policies.fallback import Fallback
+from .policies.perkey import PerKey
+from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
+from .policies.shedder import LoadShedder
+from .policies.throttle import AdaptiveThrottle
+from .policies.timeout import Timeout
+from .singleflight import SingleFlight
+from .stores.memory import MemoryStore
 from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveThrottle",
     "Backoff",
+    "Bulkhead",
     "BulkheadFullError",
+    "Cache",
     "CacheLockTimeout",
+    "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
+    "Coalesce",
     "Constant",
     "Context",
     "DecorrelatedJitter",
     "EqualJitter",
     "Exponential",
+    "Fallback",
     "FullJitter",
     "LoadShedError",
+    "LoadShedder",
+    "MemoryStore",
     "Outcome",
+    "PerKey",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
+    "RateLimiter",
     "Rejected",
     "ResilienceError",
     "Retry",
     "RetryBudget",
+    "SingleFlight",
+    "Timeout",
     "TimeoutExceeded",
     "Token",
     "TokenAuth",
     "TokenProvider",
+    "XFetch",
     "add_listener",
+    "context_key",
     "errors",
     "jittered",
     "pipeline",
