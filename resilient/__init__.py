@@ -35,6 +35,7 @@ from .serializers import JsonSerializer, PickleSerializer
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
 from .stores.redis import RedisStore
+from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
@@ -77,6 +78,9 @@ __all__ = [
     "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
+    "Token",
+    "TokenAuth",
+    "TokenProvider",
     "XFetch",
     "add_listener",
     "context_key",
