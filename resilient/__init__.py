@@ -11,6 +11,7 @@ from ._errors import (
     RateLimitedError,
     Rejected,
     ResilienceError,
+    StoreUnavailable,
     TimeoutExceeded,
 )
 from ._events import add_listener, remove_listener
@@ -32,8 +33,11 @@ from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
+from .serializers import JsonSerializer, PickleSerializer
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
+from .stores.redis import RedisStore
+from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
@@ -56,24 +60,31 @@ __all__ = [
     "Exponential",
     "Fallback",
     "FullJitter",
+    "JsonSerializer",
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
     "Outcome",
     "PerKey",
+    "PickleSerializer",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
     "RateLimiter",
+    "RedisStore",
     "Rejected",
     "ResilienceError",
     "ResilientTransport",
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
+    "Token",
+    "TokenAuth",
+    "TokenProvider",
     "XFetch",
     "add_listener",
     "context_key",
