@@ -33,6 +33,7 @@ _WARNING = frozenset(
         "cache.decode_error",
         "cache.encode_error",
         "token.refresh_failed",
+        "token.store_error",
     }
 )
 _INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})

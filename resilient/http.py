@@ -61,6 +61,7 @@ from ._http_semantics import IDEMPOTENT_METHODS, RETRYABLE, RETRYABLE_STATUSES, 
 from ._http_share import SharedResponses
 from ._http_transport import AsyncResilientTransport, ResilientTransport
 from ._policy import Policy
+from ._token_auth import TokenAuth
 from .policies.perkey import PerKey
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "AsyncResilientTransport",
     "ResilientTransport",
     "SharedResponses",
+    "TokenAuth",
     "async_client",
     "client",
     "host_key",
