@@ -71,6 +71,7 @@ class ScenarioResult:
     plot_x: str = "time (s)"
     plot_y: str = "origin calls / s"
     plot_series: dict[str, list[tuple[float, float]]] | None = None
+    plot_log: bool = False
 
     def lines(self) -> dict[str, list[tuple[float, float]]]:
         if self.plot_series is not None:

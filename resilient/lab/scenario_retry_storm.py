@@ -1,6 +1,6 @@
 """``retry-storm``: a dependency goes down for 30 s under 1,000 clients, then comes back.
 
-The clients (an open loop: 1,000 of them, one request every 10 s each) call
+The clients (an open loop: 1,000 of them, one request every 20 s each) call
 through the library's :class:`resilient.Retry` (5 attempts) with a 1 s
 timeout per attempt. While the dependency is down every attempt fails fast,
 so each request becomes five: the load on it multiplies. When it comes back
@@ -73,7 +73,7 @@ async def _run_one(
     rng = random.Random(f"{seed}:retry-storm:{name}")
     kind, budgeted, throttled = STRATEGIES[name]
     recorder = Recorder(loop.time)
-    # Capacity twice the clients' own load (10 slots x 50 ms = 200 calls/s for 100/s).
+    # Capacity twice the clients' own load (5 slots x 50 ms = 100 calls/s for 50/s).
     origin = SimOrigin(recorder, latency=0.05, capacity=max(1, round(2 * clients / period * 0.05)), down=outage)
     budget = rs.RetryBudget(ratio=0.1, min_per_second=10, window=10, clock=clock) if budgeted else None
     retry = rs.Retry(attempts=ATTEMPTS, backoff=_backoff(kind), budget=budget, clock=clock, rng=rng)
@@ -97,7 +97,7 @@ async def _run_one(
 def run_retry_storm(
     *,
     clients: int = 1000,
-    period: float = 10.0,
+    period: float = 20.0,
     outage: tuple[float, float] = (2.0, 32.0),
     after: float = 10.0,
     strategies: tuple[str, ...] = tuple(STRATEGIES),
