@@ -156,9 +156,23 @@ class Recorder:
             best = max(best, window)
         return float(best)
 
+    def refreshes(self, gap: float) -> int:
+        """Bursts of origin calls: runs of calls separated by at least ``gap`` seconds of quiet.
+
+        A herd behind one expiry is one burst, however many calls it holds, so
+        ``origin_calls / refreshes`` is the origin calls each refresh cost.
+        """
+        bursts, last = 0, None
+        quiet = max(1, round(gap / self.bucket))
+        for index in sorted(self.calls_per_bucket):
+            if last is None or index - last > quiet:
+                bursts += 1
+            last = index
+        return bursts
+
     def series(self, until: float) -> list[tuple[float, float]]:
         """Origin calls per second in each bucket from 0 to ``until`` seconds."""
-        n = int(math.ceil(until / self.bucket))
+        n = math.ceil(until / self.bucket)
         get = self.calls_per_bucket.get
         return [(round(i * self.bucket, 6), get(i, 0) / self.bucket) for i in range(n)]
 

@@ -51,7 +51,7 @@ async def _one_run(clients: int, backoff: Backoff, rng: random.Random) -> tuple[
     normal = rng.normalvariate
     state = {"version": 0, "writes": 0, "racing": 0, "peak": 0}
 
-    async def attempt() -> None:
+    async def attempt() -> int:
         state["racing"] += 1
         state["peak"] = max(state["peak"], state["racing"])
         try:
@@ -68,9 +68,10 @@ async def _one_run(clients: int, backoff: Backoff, rng: random.Random) -> tuple[
             state["racing"] -= 1
         if not won:
             raise Conflict
+        return seen + 1
 
     async def client() -> float:
-        await retry.acall(attempt)
+        _: int = await retry.acall(attempt)
         return loop.time()
 
     async with asyncio.TaskGroup() as group:
@@ -78,9 +79,7 @@ async def _one_run(clients: int, backoff: Backoff, rng: random.Random) -> tuple[
     return state["writes"], [t.result() for t in tasks], state["peak"]
 
 
-def run_backoff(
-    *, clients: Sequence[int] = DEFAULT_CLIENTS, runs: int = DEFAULT_RUNS, seed: int = 1
-) -> ScenarioResult:
+def run_backoff(*, clients: Sequence[int] = DEFAULT_CLIENTS, runs: int = DEFAULT_RUNS, seed: int = 1) -> ScenarioResult:
     """Race ``clients`` writers ``runs`` times under each backoff; one row per (backoff, N).
 
     ``origin_calls`` is the mean work (write calls) per run, ``finish_ms`` the mean
@@ -94,7 +93,9 @@ def run_backoff(
         for name, backoff in BACKOFFS.items():
             rng = random.Random(f"{seed}:{name}:{n}")
 
-            async def sweep(n: int = n, backoff: Backoff = backoff, rng: random.Random = rng) -> list[tuple[int, list[float], int]]:
+            async def sweep(
+                n: int = n, backoff: Backoff = backoff, rng: random.Random = rng
+            ) -> list[tuple[int, list[float], int]]:
                 return [await _one_run(n, backoff, rng) for _ in range(runs)]
 
             results = run_virtual(sweep)

@@ -67,9 +67,7 @@ class _AsideCache:
         self.entries[key] = (value, self.clock.monotonic() + ttl)
 
 
-def _build(
-    name: str, *, origin: SimOrigin, clock: rs.Clock, rng: random.Random, instances: int, ttl: float
-) -> Get:
+def _build(name: str, *, origin: SimOrigin, clock: rs.Clock, rng: random.Random, instances: int, ttl: float) -> Get:
     """One ``get(instance)`` coroutine function per strategy, each instance with its own policies."""
 
     async def attempt(name: str) -> Any:
@@ -154,7 +152,9 @@ async def _run_one(name: str, *, rate: float, ttl: float, instances: int, seed: 
     finally:
         rs.remove_listener(listen)
     recorder.stale_served = stale
-    return recorder.result(name, until=loop.time())
+    refreshes = recorder.refreshes(ttl / 2)
+    extra = {"refreshes": refreshes, "calls_per_refresh": round(recorder.origin_calls / max(1, refreshes), 1)}
+    return recorder.result(name, until=loop.time(), extra=extra)
 
 
 def run_expiry(

@@ -85,7 +85,7 @@ async def _run_one(
             return await origin.fetch()
 
     async def request() -> None:
-        await policy.acall(attempt)
+        _: int = await policy.acall(attempt)
 
     until = outage[1] + after
     await open_loop(recorder, request, rate=clients / period, duration=until, drain=CAP * ATTEMPTS + TIMEOUT * ATTEMPTS)
@@ -126,13 +126,15 @@ def run_retry_storm(
         )
     normal = clients / period
     summary.append(
-        f"normal load {normal:,.0f} calls/s, capacity {2 * normal:,.0f}/s; down from t={outage[0]:g}s to t={outage[1]:g}s"
+        f"normal load {normal:,.0f} calls/s, capacity {2 * normal:,.0f}/s;"
+        f" down from t={outage[0]:g}s to t={outage[1]:g}s"
     )
     if missing:
         summary.append("note: this build has no rs.AdaptiveThrottle; the +throttle rows ran without it")
     return ScenarioResult(
         name="retry-storm",
-        title=f"retry-storm: {clients:,} clients, dependency down {outage[1] - outage[0]:g} s, {ATTEMPTS} attempts, 1 s timeout",
+        title=f"retry-storm: {clients:,} clients, dependency down {outage[1] - outage[0]:g} s,"
+        f" {ATTEMPTS} attempts, 1 s timeout",
         strategies=rows,
         summary=summary,
     )

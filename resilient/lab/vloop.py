@@ -18,15 +18,15 @@ import heapq
 import itertools
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from .. import _events
-
 from .._clock import Clock
 
 __all__ = ["VirtualClock", "VirtualLoop", "VirtualTimeDeadlock", "quiet_logs", "run_virtual"]
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 #: ``VirtualClock.time()`` at virtual time 0 (a fixed epoch, so runs repeat exactly).
 WALL_EPOCH = 1_700_000_000.0
@@ -56,7 +56,11 @@ class VirtualLoop(asyncio.SelectorEventLoop):
         return self._vtime
 
     def call_at(
-        self, when: float, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        when: float,
+        callback: Callable[[*Ts], object],
+        *args: *Ts,
+        context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         timer = asyncio.TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._timers, (when, next(self._sequence), timer))

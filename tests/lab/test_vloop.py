@@ -100,7 +100,8 @@ def test_a_real_policy_waits_its_backoff_in_virtual_time() -> None:
             return "ok"
 
         retry = rs.Retry(attempts=3, backoff=rs.Constant(10), clock=clock)
-        assert await retry.acall(flaky) == "ok"
+        result: str = await retry.acall(flaky)
+        assert result == "ok"
         return clock.monotonic(), calls
 
     with quiet_logs():
