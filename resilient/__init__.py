@@ -2,12 +2,7 @@
 
 from ._clock import Clock
 from ._context import Context
-from ._events import add_listener, remove_listener
-from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
-from ._outcome import Outcome, Predicate, errors, results
-from ._pipeline import Pipeline, pipeline
-from ._policy import Policy
-from .errors import (
+from ._errors import (
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -17,6 +12,11 @@ from .errors import (
     ResilienceError,
     TimeoutExceeded,
 )
+from ._events import add_listener, remove_listener
+from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._outcome import Outcome, Predicate, errors, results
+from ._pipeline import Pipeline, pipeline
+from ._policy import Policy
 from .policies.retry import Retry, RetryBudget
 
 __version__ = "0.1.0.dev0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from .errors import Rejected
+from ._errors import Rejected
 
 __all__ = ["Matcher", "Outcome", "Predicate", "compile_on", "errors", "results"]
 

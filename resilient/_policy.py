@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from ._context import Context
@@ -41,7 +41,13 @@ async def _aleaf_any(ctx: Context) -> Any:
 
 def operation_name(fn: Callable[..., Any]) -> str:
     """The ``Context.operation`` of a plain function: its qualified name."""
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    name = getattr(fn, "__qualname__", None)
+    if isinstance(name, str):
+        return name
+    inner = getattr(fn, "func", None)  # functools.partial
+    if inner is not None and inner is not fn:
+        return operation_name(inner)
+    return type(fn).__qualname__
 
 
 class Policy:
@@ -85,7 +91,7 @@ class Policy:
         return chain
 
     @overload
-    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     @overload
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
@@ -117,13 +123,18 @@ class Policy:
         result: T = self._sync_chain()(Context(operation_name(fn), fn, args, kwargs))
         return result
 
-    async def acall(self, fn: Callable[..., Awaitable[T]] | Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    @overload
+    async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T: ...
+
+    @overload
+    async def acall(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+
+    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once through this policy and await it."""
         chain = self._achain_any
         if chain is None:
             chain = self._achain_any = self.abind(_aleaf_any)
-        result: T = await chain(Context(operation_name(fn), fn, args, kwargs))
-        return result
+        return await chain(Context(operation_name(fn), fn, args, kwargs))
 
     def run(self, ctx: Context) -> Any:
         """Run a prepared :class:`Context` (its ``fn`` with its arguments) in a thread."""
