@@ -13,20 +13,28 @@ from ._errors import (
     TimeoutExceeded,
 )
 from ._events import add_listener, remove_listener
+from ._keys import context_key
 from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
+from .policies.cache import Cache
+from .policies.coalesce import Coalesce
 from .policies.retry import Retry, RetryBudget
+from .singleflight import SingleFlight
+from .stores.memory import MemoryStore
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "Backoff",
     "BulkheadFullError",
+    "Cache",
     "CacheLockTimeout",
     "CircuitOpenError",
     "Clock",
+    "Coalesce",
     "Constant",
     "Context",
     "DecorrelatedJitter",
@@ -34,6 +42,7 @@ __all__ = [
     "Exponential",
     "FullJitter",
     "LoadShedError",
+    "MemoryStore",
     "Outcome",
     "Pipeline",
     "Policy",
@@ -43,8 +52,11 @@ __all__ = [
     "ResilienceError",
     "Retry",
     "RetryBudget",
+    "SingleFlight",
     "TimeoutExceeded",
+    "XFetch",
     "add_listener",
+    "context_key",
     "errors",
     "jittered",
     "pipeline",

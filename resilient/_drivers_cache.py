@@ -1,0 +1,184 @@
+"""The cache's waiting and origin calls: each sync driver beside its async twin.
+
+``load`` is the miss path after in-process coalescing: ask the store for the
+lease (one atomic ``lookup``), then call the origin and write, or serve the
+stale value, or poll (bounded, jittered: ``PollPlan``) while another holder
+refreshes, and fetch ourselves once ``lock_wait`` is over. ``refresh`` is a
+background refresh (stale or XFetch-early): it calls the origin only if the
+store grants it the lease. ``fetch`` calls the origin under a lease.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._context import Context
+from ._drivers import asleep, sleep
+from ._events import emit
+from ._machines.cache import FETCH, STALE, USE, PollPlan, after_lookup
+from .stores.base import Entry, Lookup, Store
+
+if TYPE_CHECKING:
+    from ._policy import AsyncStep, SyncStep
+    from .policies.cache import Cache
+
+__all__ = ["afetch", "aload", "arefresh", "fetch", "load", "refresh"]
+
+
+def _next_step(cache: Cache, found: Lookup, now: float) -> str:
+    entry = found.entry
+    return after_lookup(
+        fresh=entry is not None and found.lease is None and not found.refreshing and now < entry.expires_at,
+        lease=found.lease is not None,
+        refreshing=found.refreshing,
+        stale_usable=entry is not None and now < entry.stale_until,
+        serve_stale=cache.serve_stale,
+    )
+
+
+def _usable_stale(cache: Cache, entry: Entry | None) -> Entry | None:
+    if cache.stale_if_error and entry is not None and cache.clock.time() < entry.stale_until:
+        return entry
+    return None
+
+
+# -- the miss path ---------------------------------------------------------------------
+
+
+def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
+    """The value for ``key``: from the store, from the origin under the lease, or stale."""
+    clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    plan: PollPlan | None = None
+    while True:
+        now = clock.time()
+        found, store = guard.lookup(key, now, cache.lock_ttl, operation)
+        step = _next_step(cache, found, now)
+        if step == USE:
+            return found.entry.value  # type: ignore[union-attr]
+        if step == FETCH:
+            return fetch(cache, ctx, key, inner, store, found.lease, found.entry)
+        if step == STALE:
+            return cache._served_stale(ctx, key, found.entry)  # type: ignore[arg-type]
+        if plan is None:
+            plan = cache._waiting(ctx, key)
+        delay = plan.next(clock.monotonic(), cache._random())
+        if delay is None:
+            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+            return fetch(cache, ctx, key, inner, store, None, found.entry)
+        sleep(clock, delay)
+
+
+async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
+    """The async twin of :func:`load`."""
+    clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    plan: PollPlan | None = None
+    while True:
+        now = clock.time()
+        found, store = await guard.alookup(key, now, cache.lock_ttl, operation)
+        step = _next_step(cache, found, now)
+        if step == USE:
+            return found.entry.value  # type: ignore[union-attr]
+        if step == FETCH:
+            return await afetch(cache, ctx, key, inner, store, found.lease, found.entry)
+        if step == STALE:
+            return cache._served_stale(ctx, key, found.entry)  # type: ignore[arg-type]
+        if plan is None:
+            plan = cache._waiting(ctx, key)
+        delay = plan.next(clock.monotonic(), cache._random())
+        if delay is None:
+            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+            return await afetch(cache, ctx, key, inner, store, None, found.entry)
+        await asleep(clock, delay)
+
+
+# -- one origin call -----------------------------------------------------------------
+
+
+def fetch(
+    cache: Cache, ctx: Context, key: str, inner: SyncStep, store: Store, lease: str | None, stale: Entry | None
+) -> Any:
+    """Call the origin, write the value (under ``lease``); on failure serve ``stale`` if allowed."""
+    clock, guard = cache.clock, cache._guard
+    cache._origin_calls.incr()
+    started = clock.monotonic()
+    try:
+        value = inner(ctx)
+    except Exception as exc:
+        cache._errors.incr()
+        if lease is not None:
+            guard.release(store, key, lease, ctx.operation)
+        fallback = _usable_stale(cache, stale)
+        if fallback is None:
+            raise
+        return cache._served_stale(ctx, key, fallback, error=exc)
+    except BaseException:
+        if lease is not None:
+            guard.release(store, key, lease, ctx.operation)
+        raise
+    entry, now = cache._entry(value, clock.monotonic() - started)
+    if not guard.set(store, key, entry, now, lease, ctx.operation):
+        emit("cache.write_refused", operation=ctx.operation, key=key)
+    return value
+
+
+async def afetch(
+    cache: Cache, ctx: Context, key: str, inner: AsyncStep, store: Store, lease: str | None, stale: Entry | None
+) -> Any:
+    """The async twin of :func:`fetch`."""
+    clock, guard = cache.clock, cache._guard
+    cache._origin_calls.incr()
+    started = clock.monotonic()
+    try:
+        value = await inner(ctx)
+    except Exception as exc:
+        cache._errors.incr()
+        if lease is not None:
+            await guard.arelease(store, key, lease, ctx.operation)
+        fallback = _usable_stale(cache, stale)
+        if fallback is None:
+            raise
+        return cache._served_stale(ctx, key, fallback, error=exc)
+    except BaseException:
+        if lease is not None:
+            await guard.arelease(store, key, lease, ctx.operation)
+        raise
+    entry, now = cache._entry(value, clock.monotonic() - started)
+    if not await guard.aset(store, key, entry, now, lease, ctx.operation):
+        emit("cache.write_refused", operation=ctx.operation, key=key)
+    return value
+
+
+# -- background refreshes ----------------------------------------------------------------
+
+
+def refresh(cache: Cache, ctx: Context, key: str, inner: SyncStep, due_at: float) -> None:
+    """Refresh ``key`` if the store grants the lease (``due_at``: the expiry being replaced).
+
+    The lookup is made as of ``max(now, due_at)`` so that an XFetch refresh of a
+    still-fresh entry is granted the lease; a refresh that finds a newer entry
+    (written by another process, or by an earlier refresh) stops there.
+    """
+    now = max(cache.clock.time(), due_at)
+    found, store = cache._guard.lookup(key, now, cache.lock_ttl, ctx.operation)
+    if found.lease is None:
+        return
+    try:
+        fetch(cache, ctx, key, inner, store, found.lease, None)
+    except Exception as exc:
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+    else:
+        emit("cache.refreshed", operation=ctx.operation, key=key)
+
+
+async def arefresh(cache: Cache, ctx: Context, key: str, inner: AsyncStep, due_at: float) -> None:
+    """The async twin of :func:`refresh`."""
+    now = max(cache.clock.time(), due_at)
+    found, store = await cache._guard.alookup(key, now, cache.lock_ttl, ctx.operation)
+    if found.lease is None:
+        return
+    try:
+        await afetch(cache, ctx, key, inner, store, found.lease, None)
+    except Exception as exc:
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+    else:
+        emit("cache.refreshed", operation=ctx.operation, key=key)
