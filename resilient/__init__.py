@@ -19,19 +19,30 @@ from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
+from .policies.breaker import CircuitBreaker
+from .policies.bulkhead import Bulkhead
 from .policies.cache import Cache
 from .policies.coalesce import Coalesce
+from .policies.fallback import Fallback
+from .policies.perkey import PerKey
+from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
+from .policies.shedder import LoadShedder
+from .policies.throttle import AdaptiveThrottle
+from .policies.timeout import Timeout
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveThrottle",
     "Backoff",
+    "Bulkhead",
     "BulkheadFullError",
     "Cache",
     "CacheLockTimeout",
+    "CircuitBreaker",
     "CircuitOpenError",
     "Clock",
     "Coalesce",
@@ -40,19 +51,24 @@ __all__ = [
     "DecorrelatedJitter",
     "EqualJitter",
     "Exponential",
+    "Fallback",
     "FullJitter",
     "LoadShedError",
     "MemoryStore",
+    "LoadShedder",
     "Outcome",
+    "PerKey",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
+    "RateLimiter",
     "Rejected",
     "ResilienceError",
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "Timeout",
     "TimeoutExceeded",
     "XFetch",
     "add_listener",
