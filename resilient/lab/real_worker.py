@@ -71,27 +71,21 @@ async def _combined(
         store = rs.RedisStore(shared, prefix=prefix)  # type: ignore[attr-defined]
         closer = shared.aclose
     else:
-        store = rs.MemoryStore()  # type: ignore[attr-defined]
+        store = rs.MemoryStore()
 
         async def nothing() -> None:
             return None
 
         closer = nothing
     retry = rs.Retry(attempts=3, backoff=rs.FullJitter(0.05, 1.0), budget=rs.RetryBudget())
-    cache = rs.Cache(  # type: ignore[attr-defined]
-        ttl=ttl,
-        store=store,
-        key="item:{name}",
-        serve_stale=True,
-        early_recompute=rs.XFetch(),  # type: ignore[attr-defined]
-    )
+    cache = rs.Cache(ttl=ttl, store=store, key="item:{name}", serve_stale=True, early_recompute=rs.XFetch())
 
     async def load(name: str) -> Any:
         response = await client.get(f"/item/{name}")
         response.raise_for_status()
         return response.json()
 
-    fetch: Callable[[str], Awaitable[Any]] = cache(retry(load))
+    fetch = rs.pipeline(cache, retry)(load)
 
     async def get() -> Any:
         return await fetch("hot")

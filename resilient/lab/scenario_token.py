@@ -59,7 +59,7 @@ def _build(
 
         return naive, lambda: None
 
-    store = rs.MemoryStore() if name == "provider+store" else None  # type: ignore[attr-defined]
+    store = rs.MemoryStore() if name == "provider+store" else None
 
     priming = [True]
 
