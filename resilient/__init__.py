@@ -32,6 +32,7 @@ from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
+from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
 
@@ -70,6 +71,9 @@ __all__ = [
     "SingleFlight",
     "Timeout",
     "TimeoutExceeded",
+    "Token",
+    "TokenAuth",
+    "TokenProvider",
     "XFetch",
     "add_listener",
     "context_key",
