@@ -10,6 +10,7 @@ from ._errors import (
     RateLimitedError,
     Rejected,
     ResilienceError,
+    StoreUnavailable,
     TimeoutExceeded,
 )
 from ._events import add_listener, remove_listener
@@ -30,8 +31,10 @@ from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
+from .serializers import JsonSerializer, PickleSerializer
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
+from .stores.redis import RedisStore
 from .tokens import Token, TokenAuth, TokenProvider
 
 __version__ = "0.1.0.dev0"
@@ -54,21 +57,25 @@ __all__ = [
     "Exponential",
     "Fallback",
     "FullJitter",
+    "JsonSerializer",
     "LoadShedError",
-    "MemoryStore",
     "LoadShedder",
+    "MemoryStore",
     "Outcome",
     "PerKey",
+    "PickleSerializer",
     "Pipeline",
     "Policy",
     "Predicate",
     "RateLimitedError",
     "RateLimiter",
+    "RedisStore",
     "Rejected",
     "ResilienceError",
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
     "Token",

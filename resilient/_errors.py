@@ -10,6 +10,7 @@ __all__ = [
     "RateLimitedError",
     "Rejected",
     "ResilienceError",
+    "StoreUnavailable",
     "TimeoutExceeded",
 ]
 
@@ -56,3 +57,15 @@ class TimeoutExceeded(ResilienceError, TimeoutError):
 
 class CacheLockTimeout(ResilienceError):
     """Waiting for another caller's refresh of a cache entry took longer than allowed."""
+
+
+class StoreUnavailable(ResilienceError):
+    """A shared store (Redis) failed or is behind its open breaker; ``remaining``
+    seconds until the store is probed again (0 when the call itself just failed).
+
+    The cache catches it and degrades to in-process protection and the origin.
+    """
+
+    def __init__(self, message: str = "store unavailable", *, remaining: float = 0.0) -> None:
+        super().__init__(message)
+        self.remaining = remaining

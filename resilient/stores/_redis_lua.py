@@ -1,0 +1,110 @@
+"""The record format, Lua scripts and client checks of :class:`resilient.stores.redis.RedisStore`.
+
+A record is one Redis string: ``b"R1 <expires_at> <stale_until> <delta>\\n" + payload``
+(times as wall-clock epoch seconds, ``repr`` of a float; ``payload`` from the
+serializer). One GET reads it all. Each script touches only keys of one entry,
+which share a hash tag, so it runs on Redis Cluster too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .base import Entry
+
+__all__ = ["SCRIPTS", "bucket_args", "check_bytes_client", "client_kinds", "pack", "px", "unpack_header"]
+
+_MAGIC = b"R1"
+
+
+def pack(entry: Entry, payload: bytes) -> bytes:
+    """The record holding ``entry`` whose value serialized to ``payload``."""
+    return b"R1 %r %r %r\n%b" % (entry.expires_at, entry.stale_until, entry.delta, payload)
+
+
+def unpack_header(data: bytes) -> tuple[float, float, float, bytes]:
+    """``(expires_at, stale_until, delta, payload)`` of a record; ValueError if it is not one."""
+    head, sep, payload = data.partition(b"\n")
+    parts = head.split(b" ")
+    if not sep or len(parts) != 4 or parts[0] != _MAGIC:
+        raise ValueError("not a resilient record")
+    return float(parts[1]), float(parts[2]), float(parts[3]), payload
+
+
+def px(seconds: float) -> int:
+    """Milliseconds for a PX argument: ``seconds`` rounded up, at least 1."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+# KEYS: entry, lease. ARGV: now, token, lease_ms.
+# Returns {0, record} fresh; {1, record|false} lease granted (token); {2, record|false} refreshing elsewhere.
+LOOKUP = """
+local v = redis.call('GET', KEYS[1])
+if v then
+  local e = tonumber(string.match(v, '^R1 (%S+) '))
+  if e and e > tonumber(ARGV[1]) then return {0, v} end
+end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, v} end
+return {2, v}
+"""
+
+# KEYS: entry, lease. ARGV: token, record, ttl_ms. Writes only while the lease is the token; releases it.
+SET_LEASED = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS: lease. ARGV: token. Deletes the lease only if it is still the token.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: bucket. ARGV: rate, burst, now, tokens. Returns seconds to wait as a string (0 = taken).
+# The bucket refills at `rate`/s up to `burst`; a `now` behind the stored one (clock skew) refills nothing.
+BUCKET = """
+local rate, burst, now, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local b = redis.call('HMGET', KEYS[1], 't', 'ts')
+local t, ts = tonumber(b[1]), tonumber(b[2])
+if not t then t, ts = burst, now end
+if now > ts then t = math.min(burst, t + (now - ts) * rate); ts = now end
+local wait = 0
+if t >= want then t = t - want else wait = (want - t) / rate end
+redis.call('HSET', KEYS[1], 't', string.format('%.17g', t), 'ts', string.format('%.17g', ts))
+redis.call('PEXPIRE', KEYS[1], math.min(math.ceil(burst / rate * 1000) + 1000, 1e13))
+return string.format('%.17g', wait)
+"""
+
+SCRIPTS = {"lookup": LOOKUP, "set_leased": SET_LEASED, "release": RELEASE, "bucket": BUCKET}
+
+
+def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[float, ...]:
+    """The bucket script's arguments, checked."""
+    if not rate > 0 or not burst > 0 or not tokens > 0:
+        raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
+    return (rate, burst, now, tokens)
+
+
+# -- clients ------------------------------------------------------------------
+
+
+def client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
+    """(sync client types, asyncio client types, errors meaning the store is unreachable); imports redis lazily."""
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    sync = (redis.Redis, redis.cluster.RedisCluster)
+    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+    return sync, asyn, failures
+
+
+def check_bytes_client(name: str, client: Any) -> None:
+    """Refuse a client that decodes replies to str: records are bytes."""
+    if client.get_encoder().decode_responses:
+        raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")

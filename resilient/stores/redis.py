@@ -1,0 +1,391 @@
+"""RedisStore: cache entries, leases and token buckets shared by a fleet, on Redis.
+
+Layout (``P`` = ``prefix``, ``k`` = the cache key, used as the hash tag so every
+key of one entry lands in one Redis Cluster slot):
+
+* ``P{k}:v`` — the record: one string ``R1 <expires_at> <stale_until> <delta>\\n<payload>``;
+  a hit is exactly one ``GET``. Its physical TTL is ``stale_until - now``.
+* ``P{k}:l`` — the lease: a random token, ``SET NX PX lease_ttl`` inside the
+  lookup script, so it always expires.
+* ``P{k}:b`` — a token bucket (hash), for ``RateLimiter(store=...)``.
+
+``lookup`` is one Lua call (fresh value, or lease, or "someone is refreshing",
+each with any stale value); ``set(..., lease=)`` is a Lua compare-and-write that
+succeeds only while the lease is the key's current one and releases it;
+``invalidate`` deletes the record and the lease together, so a refresh that
+began before it can no longer write (Facebook's memcache stale-set protection).
+
+Decoding: a hit whose bytes equal the last record decoded for that key
+returns that same :class:`Entry` (and value object) without decoding again, as
+an in-memory store would return the object it holds; treat cached values as
+read-only. Any change to the record in Redis is decoded afresh, so this is never
+stale.
+
+Store failures (connection refused, timeouts) raise :class:`~resilient.StoreUnavailable`
+and count in a breaker kept by the store: after ``failure_threshold``
+consecutive failures every call raises ``StoreUnavailable`` at once without
+touching the network, until one probe per ``reset_timeout`` (at most 5 s)
+succeeds. Each real failure emits ``cache.store_error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._clock import SYSTEM_CLOCK, Clock
+from .._events import emit
+from .._machines.store_breaker import StoreBreaker
+from .._errors import StoreUnavailable
+from ..serializers import resolve_serializer
+from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
+from .base import Entry, Lookup
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+__all__ = ["RedisStore"]
+
+_FRESH, _LEASED = 0, 1
+_DECODED_MAX = 1024  # keys whose last decoded record is remembered (then the memory starts afresh)
+_NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
+
+
+class RedisStore:
+    """Cache entries with leases, and token buckets, in Redis (sync and asyncio).
+
+    The sync methods (``get``, ``lookup``, ``set``, ``release``, ``invalidate``,
+    ``take``) need a ``redis.Redis``; their async twins (``aget`` ...) need a
+    ``redis.asyncio.Redis``. Pass one or both: ``RedisStore(client)``,
+    ``RedisStore(aclient)``, ``RedisStore(client, aclient=aclient)`` (two clients
+    of the same server), or ``RedisStore.from_url(url)`` which makes the pair. A
+    method whose client is missing raises a ``TypeError`` that says which.
+
+    Args:
+        client: a ``redis.Redis`` / ``redis.cluster.RedisCluster``, or an asyncio
+            one (then taken as ``aclient``). Created with ``decode_responses=False``.
+            Give it a ``socket_timeout`` so a hung server fails fast.
+        aclient: a ``redis.asyncio.Redis`` for the async twins, beside a sync ``client``.
+        prefix: put before every key (must not contain ``{`` or ``}``).
+        serializer: JSON (default), or anything with ``dumps``/``loads``
+            (``resilient.PickleSerializer(key=...)`` for signed pickle).
+        failure_threshold: consecutive store failures that open the breaker.
+        reset_timeout: seconds the breaker stays open before one probe (0 < s <= 5). Under
+            ``rs.Cache``, whose own store guard backs off 0.5 s, 1 s, 2 s ... 5 s between
+            probes, the default 1 s never delays the cache's probe further.
+        clock: monotonic time for the breaker (``FakeClock`` in tests).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis | redis.asyncio.Redis | None = None,
+        *,
+        aclient: redis.asyncio.Redis | None = None,
+        prefix: str = "resilient:",
+        serializer: object = None,
+        failure_threshold: int = 3,
+        reset_timeout: float = 1.0,
+        clock: Clock | None = None,
+    ) -> None:
+        sync_kinds, async_kinds, failures = client_kinds()
+        if client is not None and isinstance(client, async_kinds):
+            if aclient is not None:
+                raise TypeError(
+                    f"client is an asyncio client and aclient is given too: pass a sync client, got {client!r}"
+                )
+            client, aclient = None, client
+        if client is not None and not isinstance(client, sync_kinds):
+            raise TypeError(f"client must be a redis.Redis or redis.asyncio.Redis, got {client!r}")
+        if aclient is not None and not isinstance(aclient, async_kinds):
+            raise TypeError(f"aclient must be a redis.asyncio.Redis, got {aclient!r}")
+        if client is None and aclient is None:
+            raise TypeError("RedisStore needs a client: a redis.Redis, a redis.asyncio.Redis, or both (aclient=)")
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be a str without '{{' or '}}', got {prefix!r}")
+        for name, c in (("client", client), ("aclient", aclient)):
+            if c is not None:
+                check_bytes_client(name, c)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+        self.prefix = prefix
+        self.serializer = resolve_serializer(serializer)
+        self.clock = clock or SYSTEM_CLOCK
+        self._breaker = StoreBreaker(failure_threshold=failure_threshold, reset_timeout=reset_timeout)
+        self._lock = threading.Lock()
+        self._failures = failures
+        self._client: Any = client
+        self._aclient: Any = aclient
+        self._owns_clients = False
+        self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
+        self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
+        self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "resilient:",
+        serializer: object = None,
+        failure_threshold: int = 3,
+        reset_timeout: float = 1.0,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> RedisStore:
+        """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
+
+        The keywords are the constructor's; other ``options`` go to both clients
+        (``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, so a
+        hung or unreachable server fails fast).
+        """
+        import redis
+        import redis.asyncio
+
+        options.setdefault("socket_timeout", 1.0)
+        options.setdefault("socket_connect_timeout", 1.0)
+        store = cls(
+            redis.Redis.from_url(url, **options),
+            aclient=redis.asyncio.Redis.from_url(url, **options),
+            prefix=prefix,
+            serializer=serializer,
+            failure_threshold=failure_threshold,
+            reset_timeout=reset_timeout,
+            clock=clock,
+        )
+        store._owns_clients = True
+        return store
+
+    def close(self) -> None:
+        """Close the sync client if this store made it (``from_url``)."""
+        if self._owns_clients and self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the clients this store made (``from_url``)."""
+        self.close()
+        if self._owns_clients and self._aclient is not None:
+            await self._aclient.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisStore(prefix={self.prefix!r}, breaker={self._breaker.state!r})"
+
+    # -- keys, records, breaker ------------------------------------------------
+
+    def _tag(self, key: str) -> str:
+        if not key or "{" in key or "}" in key:  # keep the hash tag well-formed whatever the key
+            key = "#" + hashlib.sha1(key.encode()).hexdigest()
+        return f"{self.prefix}{{{key}}}"
+
+    def _decode(self, key: str, data: bytes, now: float | None = None) -> Entry | None:
+        last = self._decoded.get(key)
+        if last is not None and last[0] == data:  # the same bytes as last time: the same entry
+            entry = last[1]
+        else:
+            try:
+                expires_at, stale_until, delta, payload = unpack_header(data)
+                entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
+            except Exception as exc:  # a record that fails to decode is a miss, never a crash
+                emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
+                return None
+            if len(self._decoded) >= _DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[key] = (data, entry)
+        if now is not None and now >= entry.stale_until:
+            return None
+        return entry
+
+    def _encode(self, entry: Entry) -> bytes:
+        payload: bytes | str = self.serializer.dumps(entry.value)
+        if isinstance(payload, str):  # the json module itself, passed as a serializer
+            payload = payload.encode()
+        return pack(entry, payload)
+
+    def _sync(self, method: str) -> Any:
+        if self._client is None:
+            raise TypeError(
+                f"RedisStore.{method}() needs a sync redis.Redis client, but this store has only a redis.asyncio "
+                f"client: call a{method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+            )
+        return self._client
+
+    def _async(self, method: str) -> Any:
+        if self._aclient is None:
+            raise TypeError(
+                f"RedisStore.a{method}() needs a redis.asyncio.Redis client, but this store has only a sync "
+                f"client: call {method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+            )
+        return self._aclient
+
+    def _admit(self) -> None:
+        with self._lock:
+            remaining = self._breaker.admit(self.clock.monotonic())
+        if remaining > 0:
+            raise StoreUnavailable(
+                f"redis store unavailable (breaker open, probe in {remaining:.2f}s)", remaining=remaining
+            )
+
+    def _ok(self) -> None:
+        with self._lock:
+            recovered = self._breaker.success()
+        if recovered:
+            emit("cache.store_recovered", operation="redis")
+
+    def _failed(self, exc: BaseException, method: str, key: str) -> StoreUnavailable:
+        with self._lock:
+            opened = self._breaker.failure(self.clock.monotonic())
+        emit("cache.store_error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
+        return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")
+
+    def _other(self, exc: BaseException) -> None:
+        """A call ended by something other than a store failure: an answer (RedisError) or a cancellation."""
+        if isinstance(exc, Exception):
+            if self._breaker.state != "closed" or self._breaker.failures:
+                self._ok()
+        elif self._breaker.probing:
+            with self._lock:
+                self._breaker.abandon()
+
+    # -- sync ------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        """The entry (fresh or stale) with exactly one GET, or None."""
+        client = self._client or self._sync("get")
+        data = self._run(client.get, "get", key, (), (f"{self._tag(key)}:v",))
+        return None if data is None else self._decode(key, data)
+
+    def lookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
+        """One Lua call: the fresh entry, or a new lease (valid ``lease_ttl`` s), or "refreshing"."""
+        self._sync("lookup")
+        tag, token = self._tag(key), secrets.token_hex(12)
+        keys, script = (f"{tag}:v", f"{tag}:l"), self._scripts["lookup"]
+        answer = self._lookup_answer(
+            key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
+        )
+        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+            reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+            answer = self._lookup_answer(key, reply, now, token)
+        return answer or Lookup(None, None, True)
+
+    def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
+        """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released)."""
+        client = self._sync("set")
+        tag, record, ttl = self._tag(key), self._encode(entry), px(entry.stale_until - now)
+        if lease is None:
+            self._run(client.set, "set", key, (), (f"{tag}:v", record), px=ttl)
+            return True
+        script = self._scripts["set_leased"]
+        return bool(self._run(script, "set", key, (f"{tag}:v", f"{tag}:l"), (lease, record, ttl)))
+
+    def release(self, key: str, lease: str) -> None:
+        """Give up ``lease`` (a failed refresh) if it is still the key's lease."""
+        self._sync("release")
+        self._run(self._scripts["release"], "release", key, (f"{self._tag(key)}:l",), (lease,))
+
+    def invalidate(self, key: str) -> None:
+        """Delete the entry and its lease in one DEL: no refresh begun before can write."""
+        client = self._sync("invalidate")
+        tag = self._tag(key)
+        self._run(client.delete, "invalidate", key, (), (f"{tag}:v", f"{tag}:l"))
+
+    def take(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
+        """Atomically take ``tokens`` from the shared bucket: 0.0, or seconds until they would be there.
+
+        One Lua call. ``tokens`` more than ``burst`` can never be there: ``math.inf``, without a call.
+        """
+        self._sync("take")
+        args = bucket_args(rate, burst, now, tokens)
+        if tokens > burst:  # never there: as the in-process bucket answers
+            return math.inf
+        return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
+
+    def _run(self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any) -> Any:
+        if self._breaker.state != "closed":
+            self._admit()
+        try:
+            reply = fn(keys, args) if keys else fn(*args, **kw)
+        except self._failures as exc:
+            raise self._failed(exc, method, key) from exc
+        except BaseException as exc:
+            self._other(exc)
+            raise
+        if self._breaker.failures or self._breaker.state != "closed":
+            self._ok()
+        return reply
+
+    def _lookup_answer(self, key: str, reply: Any, now: float, token: str) -> Lookup | None:
+        code, data = reply
+        entry = None if data is None else self._decode(key, data, now)
+        if code == _FRESH:
+            return Lookup(entry, None, False) if entry is not None else None
+        if code == _LEASED:
+            return Lookup(entry, token, False)
+        return Lookup(entry, None, True)
+
+    # -- async (twins of the above) -----------------------------------------------
+
+    async def aget(self, key: str) -> Entry | None:
+        """The async twin of :meth:`get`."""
+        aclient = self._aclient or self._async("get")
+        data = await self._arun(aclient.get, "get", key, (), (f"{self._tag(key)}:v",))
+        return None if data is None else self._decode(key, data)
+
+    async def alookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
+        """The async twin of :meth:`lookup`."""
+        self._async("lookup")
+        tag, token = self._tag(key), secrets.token_hex(12)
+        keys, script = (f"{tag}:v", f"{tag}:l"), self._ascripts["lookup"]
+        reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
+        answer = self._lookup_answer(key, reply, now, token)
+        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+            reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+            answer = self._lookup_answer(key, reply, now, token)
+        return answer or Lookup(None, None, True)
+
+    async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
+        """The async twin of :meth:`set`."""
+        aclient = self._async("set")
+        tag, record, ttl = self._tag(key), self._encode(entry), px(entry.stale_until - now)
+        if lease is None:
+            await self._arun(aclient.set, "set", key, (), (f"{tag}:v", record), px=ttl)
+            return True
+        script = self._ascripts["set_leased"]
+        return bool(await self._arun(script, "set", key, (f"{tag}:v", f"{tag}:l"), (lease, record, ttl)))
+
+    async def arelease(self, key: str, lease: str) -> None:
+        """The async twin of :meth:`release`."""
+        self._async("release")
+        await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (lease,))
+
+    async def ainvalidate(self, key: str) -> None:
+        """The async twin of :meth:`invalidate`."""
+        aclient = self._async("invalidate")
+        tag = self._tag(key)
+        await self._arun(aclient.delete, "invalidate", key, (), (f"{tag}:v", f"{tag}:l"))
+
+    async def atake(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
+        """The async twin of :meth:`take`."""
+        self._async("take")
+        args = bucket_args(rate, burst, now, tokens)
+        if tokens > burst:
+            return math.inf
+        return float(await self._arun(self._ascripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
+
+    async def _arun(
+        self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any
+    ) -> Any:
+        if self._breaker.state != "closed":
+            self._admit()
+        try:
+            reply = await (fn(keys, args) if keys else fn(*args, **kw))
+        except self._failures as exc:
+            raise self._failed(exc, method, key) from exc
+        except BaseException as exc:
+            self._other(exc)
+            raise
+        if self._breaker.failures or self._breaker.state != "closed":
+            self._ok()
+        return reply
