@@ -63,13 +63,10 @@ async def _combined(
     client: httpx.AsyncClient, redis_url: str | None, prefix: str, ttl: float
 ) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Awaitable[None]]]:
     """rs.Cache (shared on Redis when given) with stale serving and XFetch, around a budgeted Retry."""
-    closer: Callable[[], Awaitable[None]]
+    store: rs.MemoryStore | rs.RedisStore
     if redis_url is not None:
-        import redis.asyncio as aioredis
-
-        shared = aioredis.from_url(redis_url)
-        store = rs.RedisStore(shared, prefix=prefix)  # type: ignore[attr-defined]
-        closer = shared.aclose
+        store = rs.RedisStore.from_url(redis_url, prefix=prefix)
+        closer = store.aclose
     else:
         store = rs.MemoryStore()
 

@@ -37,9 +37,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._errors import StoreUnavailable
 from .._events import emit
 from .._machines.store_breaker import StoreBreaker
-from .._errors import StoreUnavailable
 from ..serializers import resolve_serializer
 from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
