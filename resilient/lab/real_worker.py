@@ -12,6 +12,8 @@ import httpx
 
 import resilient as rs
 
+from .vloop import quiet_logs
+
 __all__ = ["run_worker"]
 
 TIMEOUT = 1.0
@@ -94,6 +96,13 @@ async def run_worker(
     strategy: str, url: str, redis_url: str | None, prefix: str, rate: float, duration: float, ttl: float, start: float
 ) -> dict[str, Any]:
     """Send ``rate`` requests/s for ``duration`` s from wall time ``start``; report latencies and errors."""
+    with quiet_logs():
+        return await _load(strategy, url, redis_url, prefix, rate, duration, ttl, start)
+
+
+async def _load(
+    strategy: str, url: str, redis_url: str | None, prefix: str, rate: float, duration: float, ttl: float, start: float
+) -> dict[str, Any]:
     stale = 0
 
     def listen(event: dict[str, Any]) -> None:
