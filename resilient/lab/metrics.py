@@ -107,6 +107,7 @@ class Recorder:
         self.origin_calls = 0
         self.in_flight = 0
         self.peak_concurrency = 0
+        self._refreshes = 0
         self.calls_per_bucket: dict[int, int] = {}
         self.latencies: list[float] = []
         self.errors = 0
@@ -115,6 +116,8 @@ class Recorder:
     # -- the origin's side ----------------------------------------------------
     def origin_started(self) -> None:
         self.origin_calls += 1
+        if not self.in_flight:
+            self._refreshes += 1
         self.in_flight += 1
         if self.in_flight > self.peak_concurrency:
             self.peak_concurrency = self.in_flight
@@ -156,19 +159,15 @@ class Recorder:
             best = max(best, window)
         return float(best)
 
-    def refreshes(self, gap: float) -> int:
-        """Bursts of origin calls: runs of calls separated by at least ``gap`` seconds of quiet.
+    @property
+    def refreshes(self) -> int:
+        """Origin calls that began while no other call was in flight.
 
-        A herd behind one expiry is one burst, however many calls it holds, so
-        ``origin_calls / refreshes`` is the origin calls each refresh cost.
+        Each starts a refresh; a call that begins while one is in flight joins
+        that refresh (it is the herd), so ``origin_calls / refreshes`` is what
+        each refresh cost the origin: 1 when every refresh is a single call.
         """
-        bursts, last = 0, None
-        quiet = max(1, round(gap / self.bucket))
-        for index in sorted(self.calls_per_bucket):
-            if last is None or index - last > quiet:
-                bursts += 1
-            last = index
-        return bursts
+        return self._refreshes
 
     def series(self, until: float) -> list[tuple[float, float]]:
         """Origin calls per second in each bucket from 0 to ``until`` seconds."""

@@ -161,4 +161,5 @@ def run_token(
         strategies=rows,
         summary=summary,
         plot_y="auth calls / s",
+        plot_log=True,
     )
