@@ -94,3 +94,14 @@ def test_default_herd_runs_every_scenario(capsys: pytest.CaptureFixture[str]) ->
     assert "AWS's finding" in out
     assert "-> matches" in out
     assert "done in" in out
+
+
+@pytest.mark.slow
+def test_cli_real_mode_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`resilient herd --real` with one process runs both strategies over loopback HTTP and prints the table."""
+    assert cli.main(["herd", "--real", "--processes", "1", "--duration", "1.5", "--rate", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "== real:" in out
+    assert "naive" in out
+    assert "combined" in out
+    assert "done in" in out
