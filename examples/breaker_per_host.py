@@ -14,7 +14,10 @@ import resilient as rs
 guarded = rs.pipeline(
     rs.Fallback(handler=lambda outcome: f"fallback ({type(outcome.error).__name__})"),
     rs.PerKey(
-        lambda: rs.pipeline(rs.CircuitBreaker(failure_threshold=3, reset_timeout=30), rs.Bulkhead(10, max_queue=10)),
+        lambda host: rs.pipeline(
+            rs.CircuitBreaker(failure_threshold=3, reset_timeout=30, name=host),  # events carry key=host
+            rs.Bulkhead(10, max_queue=10),
+        ),
         key="{host}",
     ),
     rs.Timeout(1.0),

@@ -282,3 +282,26 @@ def test_never_more_than_max_concurrent_under_contention() -> None:
     assert sum(run_threads(8, caller)) == 400
     assert 1 <= peak <= 3
     assert bulkhead.stats()["active"] == 0
+
+
+def test_a_queued_thread_stops_waiting_at_an_enclosing_timeout() -> None:
+    """A sync caller queued inside Timeout(0.05) raises TimeoutExceeded when the deadline passes."""
+    bulkhead = rs.Bulkhead(1, max_queue=1)
+    policy = rs.pipeline(rs.Timeout(0.05), bulkhead)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        assert release.wait(10)
+
+    holder = threading.Thread(target=bulkhead.call, args=(hold,))
+    holder.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(rs.TimeoutExceeded):
+            policy.call(lambda: 1)
+    finally:
+        release.set()
+        holder.join()
+    assert bulkhead.stats()["queued"] == 0

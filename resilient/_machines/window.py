@@ -54,9 +54,16 @@ class SlidingWindow:
 
     def add2(self, now: float, first: float, second: float) -> None:
         """Add to fields 0 and 1 at once (one bucket lookup)."""
-        bucket = self._advance(now)
+        index = int(now // self._slot_len)
+        bucket = self._buckets[index % self.slots] if index == self._head else self._advance(now)
         bucket[0] += first
         bucket[1] += second
+
+    def tick(self, now: float) -> None:
+        """Add 1 to field 0 of the bucket holding ``now`` (the hot path: one call, no allocation)."""
+        index = int(now // self._slot_len)
+        bucket = self._buckets[index % self.slots] if index == self._head else self._advance(now)
+        bucket[0] += 1.0
 
     def totals(self, now: float) -> list[float]:
         """The sums of each field over the window ending at ``now``."""

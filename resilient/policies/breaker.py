@@ -26,13 +26,17 @@ The failure-rate window is per process too; the state it trips is shared.
 pybreaker's Redis storage keeps the opening time in whole seconds, so a
 fleet's other members wait up to one second longer than ``reset_timeout``
 before probing (never less). Its reads are blocking redis-py calls, in the
-async path too (one short loopback round trip per call).
+async path too: a closed, healthy call costs two short round trips (state,
+then the failure counter). If Redis is unreachable pybreaker's storage logs the
+error and reports "closed": the breaker fails open, calls go through.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -65,6 +69,10 @@ def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
             raise ValueError("name is required with a Redis storage (it names the shared breaker), got None")
         return CircuitRedisStorage(CLOSED, storage, namespace=f"resilient:breaker:{name}")  # type: ignore[arg-type]
     raise TypeError(f"storage must be a pybreaker CircuitBreakerStorage or a redis.Redis client, got {storage!r}")
+
+
+def _unused(now: float) -> None:
+    """Stands in for the success recorder in consecutive mode, where it is never called."""
 
 
 class CircuitBreaker(Policy):
@@ -265,12 +273,6 @@ class CircuitBreaker(Policy):
         if target is not None:
             self._announce(target, operation, successes=successes)
 
-    def _counted(self) -> None:
-        """A success while closed in failure-rate mode: into the window, nothing to decide."""
-        now = self.clock.monotonic()
-        with self._lock:
-            self._machine.record_success(now)
-
     def _released(self, generation: int) -> None:
         """A probe was cancelled: free its place, decide nothing."""
         with self._lock:
@@ -283,11 +285,16 @@ class CircuitBreaker(Policy):
             self._move(CLOSED, self.clock.time())
         self._announce(CLOSED, self.name or "", manual=True)
 
+    def _monotonic(self) -> Callable[[], float]:
+        """The clock's ``monotonic``; the system clock's is ``time.monotonic`` itself (one call less)."""
+        return time.monotonic if type(self.clock) is Clock else self.clock.monotonic
+
     # -- the steps ---------------------------------------------------------------------
     def bind(self, inner: SyncStep) -> SyncStep:
         storage = self._storage
         enter, failed, succeeded, released = self._enter, self._failed, self._succeeded, self._released
-        counted = self._counted
+        lock, monotonic = self._lock, self._monotonic()
+        record_success = _unused if self._machine.consecutive else self._machine.success_recorder()
         matches_error = self._on.matches_error
         matches_result = self._on.matches_result if self._on.checks_results else None
         consecutive = self._machine.consecutive
@@ -311,10 +318,13 @@ class CircuitBreaker(Policy):
             if matches_result is not None and matches_result(value):
                 failed(generation, ctx.operation, None)
             elif generation < 0:
-                if not consecutive:
-                    counted()
-                elif storage.counter:
-                    storage.reset_counter()
+                if consecutive:
+                    if storage.counter:
+                        storage.reset_counter()
+                else:  # closed, failure-rate mode: a success only enters the window
+                    now = monotonic()
+                    with lock:
+                        record_success(now)
             else:
                 succeeded(generation, ctx.operation)
             return value
@@ -324,7 +334,8 @@ class CircuitBreaker(Policy):
     def abind(self, inner: AsyncStep) -> AsyncStep:
         storage = self._storage
         enter, failed, succeeded, released = self._enter, self._failed, self._succeeded, self._released
-        counted = self._counted
+        lock, monotonic = self._lock, self._monotonic()
+        record_success = _unused if self._machine.consecutive else self._machine.success_recorder()
         matches_error = self._on.matches_error
         matches_result = self._on.matches_result if self._on.checks_results else None
         consecutive = self._machine.consecutive
@@ -348,10 +359,13 @@ class CircuitBreaker(Policy):
             if matches_result is not None and matches_result(value):
                 failed(generation, ctx.operation, None)
             elif generation < 0:
-                if not consecutive:
-                    counted()
-                elif storage.counter:
-                    storage.reset_counter()
+                if consecutive:
+                    if storage.counter:
+                        storage.reset_counter()
+                else:  # closed, failure-rate mode: a success only enters the window
+                    now = monotonic()
+                    with lock:
+                        record_success(now)
             else:
                 succeeded(generation, ctx.operation)
             return value

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
 from .._drivers_policies import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
-from .._errors import BulkheadFullError
+from .._errors import BulkheadFullError, TimeoutExceeded
 from .._events import emit
 from .._machines._validate import number
 from .._machines.bulkhead import FULL, QUEUE, Slots
@@ -24,22 +25,36 @@ class Bulkhead(Policy):
     up to ``queue_timeout`` seconds (None: as long as it takes) and runs when a
     slot frees; with no queue place, or when the wait runs out, it raises
     :class:`~resilient.BulkheadFullError` without calling. One bulkhead object
-    shares its slots between threads and tasks. Events: ``bulkhead.queued``,
+    shares its slots between threads and tasks. A queued caller also stops
+    waiting at the deadline of an enclosing ``Timeout`` (sync callers too) and
+    then raises :class:`~resilient.TimeoutExceeded`. Events: ``bulkhead.queued``,
     ``bulkhead.rejected``.
 
     Args:
         max_concurrent: calls running at once (>= 1).
         max_queue: callers that may wait for a slot (>= 0; 0: reject at once).
         queue_timeout: seconds a queued caller waits (real time), None for no bound.
+        clock: the clock an enclosing ``Timeout``'s deadline is read on (the
+            same as that Timeout's).
 
     .. versionadded:: 0.1
     """
 
     kind: ClassVar[str] = "bulkhead"
 
-    def __init__(self, max_concurrent: int, *, max_queue: int = 0, queue_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        max_concurrent: int,
+        *,
+        max_queue: int = 0,
+        queue_timeout: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._slots: Slots[Any] = Slots(max_concurrent=max_concurrent, max_queue=max_queue)
         self.queue_timeout = None if queue_timeout is None else number("queue_timeout", queue_timeout)
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+        self.clock = clock or SYSTEM_CLOCK
         self._lock = threading.Lock()
         self._rejected = Counter()
         self._queued = Counter()
@@ -57,8 +72,25 @@ class Bulkhead(Policy):
         emit("bulkhead.rejected", operation=operation, key=None, reason=reason)
         return BulkheadFullError(f"bulkhead full ({self.max_concurrent} running, {self.max_queue} queued at most)")
 
+    def _queue_wait(self, ctx: Context) -> tuple[float | None, bool]:
+        """How long a queued caller may wait, and whether the enclosing deadline is what bounds it."""
+        self._queued.incr()
+        emit("bulkhead.queued", operation=ctx.operation, key=None)
+        wait = self.queue_timeout
+        deadline = ctx.effective_deadline()
+        if deadline is not None:
+            left = max(0.0, deadline - self.clock.monotonic())
+            if wait is None or left < wait:
+                return left, True
+        return wait, False
+
+    def _gave_up(self, ctx: Context, by_deadline: bool) -> Exception:
+        if by_deadline:
+            return TimeoutExceeded(f"{ctx.operation} reached its deadline waiting for a bulkhead slot")
+        return self._reject(ctx.operation, "queue_timeout")
+
     def bind(self, inner: SyncStep) -> SyncStep:
-        slots, lock, timeout = self._slots, self._lock, self.queue_timeout
+        slots, lock = self._slots, self._lock
 
         def bulkhead_step(ctx: Context) -> Any:
             with lock:
@@ -69,12 +101,11 @@ class Bulkhead(Policy):
             if verdict == FULL:
                 raise self._reject(ctx.operation, "full")
             if verdict == QUEUE:
-                self._queued.incr()
-                emit("bulkhead.queued", operation=ctx.operation, key=None)
+                wait, by_deadline = self._queue_wait(ctx)
                 try:
-                    wait_for_slot(slots, lock, waiter, timeout)
+                    wait_for_slot(slots, lock, waiter, wait)
                 except BulkheadFullError:
-                    raise self._reject(ctx.operation, "queue_timeout") from None
+                    raise self._gave_up(ctx, by_deadline) from None
             try:
                 return inner(ctx)
             finally:
@@ -83,7 +114,7 @@ class Bulkhead(Policy):
         return bulkhead_step
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
-        slots, lock, timeout = self._slots, self._lock, self.queue_timeout
+        slots, lock = self._slots, self._lock
 
         async def bulkhead_step(ctx: Context) -> Any:
             with lock:
@@ -94,12 +125,11 @@ class Bulkhead(Policy):
             if verdict == FULL:
                 raise self._reject(ctx.operation, "full")
             if verdict == QUEUE:
-                self._queued.incr()
-                emit("bulkhead.queued", operation=ctx.operation, key=None)
+                wait, by_deadline = self._queue_wait(ctx)
                 try:
-                    await wait_for_slot_async(slots, lock, waiter, timeout)
+                    await wait_for_slot_async(slots, lock, waiter, wait)
                 except BulkheadFullError:
-                    raise self._reject(ctx.operation, "queue_timeout") from None
+                    raise self._gave_up(ctx, by_deadline) from None
             try:
                 return await inner(ctx)
             finally:

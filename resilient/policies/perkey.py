@@ -57,6 +57,20 @@ def _template_key(template: str) -> Callable[[Context], str]:
     return key
 
 
+def _takes_one_argument(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` requires one positional argument (a factory that wants the key)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    required = [
+        p
+        for p in params
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(required) == 1
+
+
 class PerKey(Policy):
     """Run each call through the policy of its key, created by ``factory()`` on first use.
 
@@ -65,7 +79,9 @@ class PerKey(Policy):
     kept, the least recently used dropped first (a dropped key starts afresh).
 
     Args:
-        factory: ``() -> Policy``, called once per new key (a ``Pipeline`` is a policy).
+        factory: ``() -> Policy``, or ``(key) -> Policy`` to use the key (say, as a
+            breaker's ``name``, which events carry); called once per new key.
+            A ``Pipeline`` is a policy.
         key: how a call's key is found, either
             * a callable receiving the call's :class:`~resilient.Context` and
               returning a string (``lambda ctx: ctx.operation`` keys by function,
@@ -81,11 +97,16 @@ class PerKey(Policy):
     kind: ClassVar[str] = "per_key"
 
     def __init__(
-        self, factory: Callable[[], Policy], key: str | Callable[[Context], Any], *, maxsize: int = 1024
+        self,
+        factory: Callable[[], Policy] | Callable[[Any], Policy],
+        key: str | Callable[[Context], Any],
+        *,
+        maxsize: int = 1024,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be a callable returning a policy, got {factory!r}")
         self.factory = factory
+        self._factory_takes_key = _takes_one_argument(factory)
         if isinstance(key, str):
             self._key = _template_key(key)
         elif callable(key):
@@ -104,7 +125,8 @@ class PerKey(Policy):
             if slot is not None:
                 self._slots.move_to_end(key)
                 return slot
-        policy = self.factory()  # outside the lock: a factory may be slow
+        # outside the lock: a factory may be slow
+        policy = self.factory(key) if self._factory_takes_key else self.factory()  # type: ignore[call-arg]
         if not isinstance(policy, Policy):
             raise TypeError(f"PerKey factory must return a resilient policy, got {policy!r}")
         with self._lock:

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -118,3 +119,18 @@ def test_a_redis_client_needs_a_name(client: redis.Redis) -> None:
     """A Redis storage without a name raises ValueError naming name."""
     with pytest.raises(ValueError, match="name"):
         rs.CircuitBreaker(storage=client)
+
+
+def test_calls_go_through_while_redis_is_down(redis_server: Any, redis_url: str) -> None:
+    """With Redis unreachable the shared breaker fails open: calls still reach the function."""
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        breaker = rs.CircuitBreaker(failure_threshold=1, storage=client, name="down")
+        redis_server.stop()
+        try:
+            assert breaker.call(lambda: "through") == "through"
+            assert breaker.state == "closed"
+        finally:
+            redis_server.start()
+    finally:
+        client.close()
