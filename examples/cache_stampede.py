@@ -27,7 +27,8 @@ CALLERS = 1_000
 class Origin:
     """A slow backend that counts its calls and the most it served at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: rs.Clock) -> None:
+        self.clock = clock
         self.calls = 0
         self.in_flight = 0
         self.peak = 0
@@ -37,7 +38,7 @@ class Origin:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            await asyncio.sleep(0.05)
+            await self.clock.asleep(0.05)
             return {"id": id, "version": self.calls}
         finally:
             self.in_flight -= 1
@@ -52,13 +53,15 @@ async def cached(origin: Origin, cache: rs.Cache) -> list[dict[str, object]]:
     return list(await asyncio.gather(*(product(7) for _ in range(CALLERS))))
 
 
-async def main() -> dict[str, int]:
-    plain = Origin()
+async def main(clock: rs.Clock | None = None) -> dict[str, int]:
+    """Run the three rounds; ``clock`` is the real one unless a test passes a FakeClock."""
+    clock = clock or rs.Clock()
+    plain = Origin(clock)
     await naive(plain)
     print(f"naive:  {CALLERS} callers -> {plain.calls} origin calls (peak {plain.peak} at once)")
 
-    origin = Origin()
-    cache = rs.Cache(ttl=0.2, ttl_jitter=0.02, stale_ttl=5, key="product:{id}")
+    origin = Origin(clock)
+    cache = rs.Cache(ttl=0.2, ttl_jitter=0.02, stale_ttl=5, key="product:{id}", clock=clock)
     try:
         started = time.perf_counter()
         results = await cached(origin, cache)
@@ -66,7 +69,7 @@ async def main() -> dict[str, int]:
         assert all(r == results[0] for r in results)
         print(f"cached: {CALLERS} callers -> {origin.calls} origin call in {took * 1000:.0f} ms")
 
-        await asyncio.sleep(0.25)  # the value expires (it stays servable as stale for 5 s more)
+        await clock.asleep(0.25)  # the value expires (it stays servable as stale for 5 s more)
         started = time.perf_counter()
         stale = await cached(origin, cache)
         took = time.perf_counter() - started
@@ -74,7 +77,10 @@ async def main() -> dict[str, int]:
             f"stale:  {CALLERS} callers served version {stale[0]['version']} in {took * 1000:.0f} ms, "
             "while one refresh runs"
         )
-        await asyncio.sleep(0.1)  # the background refresh completes
+        for _ in range(100):  # until the background refresh has written the new version
+            if origin.calls >= 2 and not origin.in_flight:
+                break
+            await clock.asleep(0.01)
         fresh = await cached(origin, cache)
         print(f"fresh:  now version {fresh[0]['version']}; origin calls in all: {origin.calls}")
     finally:

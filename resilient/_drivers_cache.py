@@ -3,7 +3,8 @@
 ``load`` is the miss path after in-process coalescing: ask the store for the
 lease (one atomic ``lookup``), then call the origin and write, or serve the
 stale value, or poll (bounded, jittered: ``PollPlan``) while another holder
-refreshes, and fetch ourselves once ``lock_wait`` is over. ``refresh`` is a
+refreshes, and fetch ourselves once ``lock_wait`` is over (or raise
+``CacheLockTimeout`` if an enclosing ``Timeout``'s deadline ends the wait first). ``refresh`` is a
 background refresh (stale or XFetch-early): it calls the origin only if the
 store grants it the lease. ``fetch`` calls the origin under a lease.
 """
@@ -48,6 +49,7 @@ def _usable_stale(cache: Cache, entry: Entry | None) -> Entry | None:
 def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
     """The value for ``key``: from the store, from the origin under the lease, or stale."""
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
     while True:
         now = clock.time()
@@ -63,6 +65,8 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
             plan = cache._waiting(ctx, key)
         delay = plan.next(clock.monotonic(), cache._random())
         if delay is None:
+            if plan.cut_short:
+                raise cache._lock_timeout(ctx, key)
             emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
             return fetch(cache, ctx, key, inner, store, None, found.entry)
         sleep(clock, delay)
@@ -71,6 +75,7 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
 async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
     """The async twin of :func:`load`."""
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
+    emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
     while True:
         now = clock.time()
@@ -86,6 +91,8 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
             plan = cache._waiting(ctx, key)
         delay = plan.next(clock.monotonic(), cache._random())
         if delay is None:
+            if plan.cut_short:
+                raise cache._lock_timeout(ctx, key)
             emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
             return await afetch(cache, ctx, key, inner, store, None, found.entry)
         await asleep(clock, delay)

@@ -9,8 +9,13 @@ Every ``key=`` form compiles to one ``Callable[[Context], str]``:
   itself (its ``operation``, ``fn``, ``args``, ``kwargs``) -- the form for
   integrations that derive keys from something other than plain arguments,
   such as the httpx transports deriving one from the request;
-* left out: the operation's name plus the arguments, which must then be of
-  simple types (str, int, float, bool, None, tuples of them).
+* left out: ``module:qualname(args)`` -- the function's module and qualified
+  name plus the arguments' reprs (keyword arguments sorted, after them), which
+  must then be of simple types (str, int, float, bool, None, tuples of them).
+  The module keeps two functions of one name in different modules apart when
+  they share a cache. A ``Context`` subclass carrying a ``key`` attribute
+  (``str``) supplies the default key itself (the hook for integrations that
+  build their own Context, such as the httpx transports).
 """
 
 from __future__ import annotations
@@ -73,10 +78,13 @@ def args_key(key: KeyFunction, fn: Callable[..., Any], operation: str) -> ArgsKe
     """The same key as ``key`` for calls of ``fn`` (named ``operation``), built from
     ``(args, kwargs)`` without a Context; None for a :func:`context_key`."""
     if key is default_key:
+        operation = _named(fn, operation)
         if type(fn) is not FunctionType and _bound_to_instance(fn):
             return None  # let the Context path raise its TypeError on call
 
         def by_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            if len(args) == 1 and not kwargs and type(args[0]) in _SIMPLE:
+                return f"{operation}({args[0]!r},)"  # == f"{operation}{args!r}", without tuple repr's recursion guard
             for value in args:
                 if type(value) not in _SIMPLE and not _simple_tuple(value):
                     raise _not_simple(operation, value)
@@ -100,21 +108,38 @@ def _with_kwargs(operation: str, args: tuple[Any, ...], kwargs: dict[str, Any]) 
 
 
 def default_key(ctx: Context) -> str:
-    """``operation(args)`` with ``[(name, value), ...]`` for keyword arguments; simple types only."""
+    """``module:operation(args)``, then ``[(name, value), ...]`` for keyword arguments; simple types only.
+
+    A :class:`~resilient.Context` subclass with a ``key`` attribute (a ``str``,
+    not None) supplies its own default key: the httpx transports key a request
+    this way (method, URL, credential fingerprint).
+    """
+    if type(ctx) is not Context:
+        own = getattr(ctx, "key", None)
+        if own is not None:
+            return _checked(own, "Context.key")
     args = ctx.args
     kwargs = ctx.kwargs
-    for value in args:
-        if type(value) not in _SIMPLE and not _simple_tuple(value):
-            raise _not_simple(ctx.operation, value)
     fn = ctx.fn
     if type(fn) is not FunctionType and _bound_to_instance(fn):
         raise TypeError(
             f"{ctx.operation} is a bound method: its instance is not part of a default key; pass key= "
             "(a template such as 'item:{id}', or a callable)"
         )
+    operation = _named(fn, ctx.operation)
+    if len(args) == 1 and not kwargs and type(args[0]) in _SIMPLE:
+        return f"{operation}({args[0]!r},)"
+    for value in args:
+        if type(value) not in _SIMPLE and not _simple_tuple(value):
+            raise _not_simple(operation, value)
     if kwargs:
-        return _with_kwargs(ctx.operation, args, kwargs)
-    return f"{ctx.operation}{args!r}"
+        return _with_kwargs(operation, args, kwargs)
+    return f"{operation}{args!r}"
+
+
+def _named(fn: Callable[..., Any], operation: str) -> str:
+    module = getattr(fn, "__module__", None)
+    return f"{module}:{operation}" if module else operation
 
 
 def _bound_to_instance(fn: object) -> bool:

@@ -7,6 +7,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import resilient as rs
 from resilient.stores.base import Entry
@@ -561,3 +563,44 @@ async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value
     finally:
         await cache.aclose()
     assert await acall(cache, origin) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=10),
+    cancel=st.lists(st.booleans(), min_size=10, max_size=10),
+    fail=st.booleans(),
+)
+def test_random_cancellations_leave_no_load_or_lease_behind(n: int, cancel: list[bool], fail: bool) -> None:
+    """Cancelling any subset of a cold key's callers leaves no in-flight load and no held lease."""
+
+    async def scenario() -> None:
+        cache = rs.Cache(ttl=60, key="k")
+        release = asyncio.Event()
+
+        async def origin() -> str:
+            await release.wait()
+            if fail:
+                raise RuntimeError("origin failed")
+            return "v"
+
+        tasks = [asyncio.ensure_future(acall(cache, origin)) for _ in range(n)]
+        try:
+            await asyncio.sleep(0)
+            for i in range(n):
+                if cancel[i]:
+                    tasks[i].cancel()
+            await asyncio.sleep(0)
+            release.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await settle(tasks)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert cache.flight.in_flight == 0
+        assert not cache.store._leases  # type: ignore[attr-defined]
+        for i, r in enumerate(results):
+            if not cancel[i]:
+                assert isinstance(r, RuntimeError) if fail else r == "v"
+
+    asyncio.run(scenario())

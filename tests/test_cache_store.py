@@ -262,9 +262,25 @@ async def test_aclose_leaves_no_pending_refresh_task() -> None:
             await never.wait()
         return "v"
 
-    assert await acall(cache, origin) == "v"
-    clock.advance(1.5)
-    assert await acall(cache, origin) == "v"  # stale; a refresh task now hangs
-    assert len(cache._tasks) == 1
-    await cache.aclose()
+    try:
+        assert await acall(cache, origin) == "v"
+        clock.advance(1.5)
+        assert await acall(cache, origin) == "v"  # stale; a refresh task now hangs
+        assert len(cache._tasks) == 1
+    finally:
+        await cache.aclose()
     assert not cache._tasks
+
+
+def test_an_enclosing_deadline_ends_the_lock_wait_with_cache_lock_timeout() -> None:
+    """Inside a Timeout, a caller waiting on another's lease gives up at the deadline with CacheLockTimeout."""
+    clock = FakeClock()
+    store = FlakyStore()
+    assert store.lookup("k", now=clock.time(), lease_ttl=30).lease is not None  # held elsewhere
+    cache = rs.Cache(ttl=60, key="k", store=store, clock=clock, lock_ttl=30)
+    policy = rs.pipeline(rs.Timeout(1.0, clock=clock), cache)
+    started = clock.monotonic()
+    with pytest.raises(rs.CacheLockTimeout, match="deadline"):
+        policy.call(lambda: "never called")
+    assert clock.monotonic() - started == pytest.approx(1.0, abs=0.01)
+    assert cache.stats()["origin_calls"] == 0

@@ -98,12 +98,30 @@ def test_context_key_receives_the_context() -> None:
 
 
 def test_default_key_is_the_qualified_name_and_simple_arguments() -> None:
-    """Left out, the key is qualname plus the arguments' reprs; keyword arguments are sorted."""
+    """Left out, the key is module:qualname plus the arguments' reprs; keyword arguments are sorted."""
     key = compile_key(None)
-    assert key(ctx_for(product, 5)) == "product(5,)"
-    assert key(ctx_for(product, 5, lang="x")) == "product(5,)[('lang', 'x')]"
-    assert key(ctx_for(product, (1, ("a", None)), lang=1.5)) == "product((1, ('a', None)),)[('lang', 1.5)]"
+    assert key(ctx_for(product, 5)) == "tests.test_coalesce:product(5,)"
+    assert key(ctx_for(product, 5, "x")) == "tests.test_coalesce:product(5, 'x')"
+    assert key(ctx_for(product, 5, lang="x")) == "tests.test_coalesce:product(5,)[('lang', 'x')]"
+    assert key(ctx_for(product, (1, ("a", None)), lang=1.5)) == (
+        "tests.test_coalesce:product((1, ('a', None)),)[('lang', 1.5)]"
+    )
     assert key(ctx_for(product, True)) != key(ctx_for(product, 1))
+
+
+def test_decorator_fast_path_builds_the_same_default_key() -> None:
+    """The decorator's Context-free key equals the Context path's key, so invalidate() finds it."""
+    cache = rs.Cache(ttl=60)
+    values = iter(["a", "b"])
+
+    @cache
+    def load(id: int, kind: str = "x") -> str:
+        return next(values)
+
+    assert load(1) == "a"
+    assert cache.call(load.__wrapped__, 1) == "a"  # type: ignore[attr-defined]
+    cache.invalidate(f"{__name__}:{load.__qualname__}(1,)")
+    assert load(1) == "b"
 
 
 @pytest.mark.parametrize("arg", [[1], {"a": 1}, object(), (1, [2])])
@@ -187,3 +205,23 @@ async def test_coalesce_acall_and_call_share_the_policy() -> None:
     assert await acall(policy, double, 2) == 4
     assert policy.call(lambda x: 3 * x, 2) == 6
     assert policy.stats()["calls"] == 2
+
+
+def test_a_context_subclass_with_a_key_supplies_the_default_key() -> None:
+    """An integration's Context subclass carrying ``key`` sets the default key (no key= needed)."""
+
+    class RequestContext(Context):
+        __slots__ = ("key",)
+
+        def __init__(self, key: str, *args: Any) -> None:
+            super().__init__(*args)
+            self.key = key
+
+    cache = rs.Cache(ttl=60)
+    request = object()  # not a simple type: the plain default key would refuse it
+    first = RequestContext("GET example.org/a", "GET example.org/a", lambda r: "a", (request,))
+    assert cache.run(first) == "a"
+    again = RequestContext("GET example.org/a", "GET example.org/a", lambda r: "other", (request,))
+    assert cache.run(again) == "a"
+    cache.invalidate("GET example.org/a")
+    assert cache.run(again) == "other"

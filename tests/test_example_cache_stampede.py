@@ -8,6 +8,8 @@ from pathlib import Path
 
 import structlog
 
+from resilient.testing import FakeClock
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "cache_stampede.py"
 
 
@@ -16,10 +18,11 @@ def test_cache_stampede_example_absorbs_the_herd() -> None:
     saved = structlog.get_config()
     try:
         namespace = runpy.run_path(str(EXAMPLE), run_name="example")
-        result = asyncio.run(namespace["main"]())
+        result = asyncio.run(namespace["main"](FakeClock()))
     finally:
         structlog.configure(**saved)
     assert result["naive_calls"] == 1000
     assert result["cached_calls"] == 2  # the cold load and one refresh
     assert result["coalesced"] == 999
     assert result["stale_served"] == 1000
+    assert result["hits"] == 1000  # the third round: the refreshed value

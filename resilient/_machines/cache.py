@@ -142,12 +142,23 @@ class PollPlan:
     does not move (``no_waiting()``) still ends the loop.
     """
 
-    __slots__ = ("_ceiling", "base", "cap", "deadline", "max_polls", "polls")
+    __slots__ = ("_ceiling", "base", "cap", "cut_short", "deadline", "max_polls", "polls")
 
     def __init__(
-        self, *, started: float, wait: float, base: float = 0.005, cap: float = 0.1, max_polls: int = 1000
+        self,
+        *,
+        started: float,
+        wait: float,
+        deadline: float | None = None,
+        base: float = 0.005,
+        cap: float = 0.1,
+        max_polls: int = 1000,
     ) -> None:
         self.deadline = started + wait
+        #: True when an enclosing deadline (same clock) ends the wait before ``wait`` does.
+        self.cut_short = deadline is not None and deadline < self.deadline
+        if deadline is not None and self.cut_short:
+            self.deadline = deadline
         self.base = base
         self.cap = cap
         self.max_polls = max_polls

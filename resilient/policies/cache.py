@@ -7,13 +7,14 @@ import contextvars
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context, current_deadline
 from .._drivers_cache import aload, arefresh, load, refresh
+from .._errors import CacheLockTimeout
 from .._events import emit
 from .._keys import args_key, check_key, compile_key
 from .._machines._validate import number
@@ -56,7 +57,7 @@ class Cache(Policy):
         key: as for :class:`~resilient.Coalesce`: a template over the call's
             arguments (``"product:{id}"``), a callable taking the function's
             arguments, ``rs.context_key(fn)`` with ``fn(ctx) -> str``, or left
-            out (qualified name plus simple-typed arguments).
+            out (``module:qualname(args)`` for simple-typed arguments).
         ttl_jitter: spread of each write's lifetime, ``0 <= ttl_jitter < ttl``;
             10 % of ``ttl`` by default.
         stale_ttl: seconds a value stays servable as stale after it expires
@@ -67,7 +68,9 @@ class Cache(Policy):
             the error (nothing is cached).
         lock_ttl: seconds a refresh lease lasts (> 0).
         lock_wait: seconds a caller with nothing to serve waits for another's
-            refresh before fetching itself (>= 0; ``lock_ttl`` by default).
+            refresh before fetching itself (>= 0; ``lock_ttl`` by default). An
+            enclosing ``Timeout`` bounds the wait too: at its deadline the caller
+            raises ``rs.CacheLockTimeout`` instead.
         early_recompute: ``rs.XFetch(beta)``: hits refresh early, in the
             background, with XFetch's probability (delta measured per entry).
         serializer: for the default ``MemoryStore`` (values kept encoded, each
@@ -141,7 +144,7 @@ class Cache(Policy):
         self._errors = Counter()
 
     @overload
-    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     @overload
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
@@ -233,7 +236,6 @@ class Cache(Policy):
                     self._submit(ctx, key, inner, entry.expires_at)
                 return self._served_stale(ctx, key, entry)
         self._misses.incr()
-        emit("cache.miss", operation=ctx.operation, key=key)
         return self.flight._do(key, lambda: load(self, ctx, key, inner), lambda: self._joined(ctx, key))
 
     async def _aslow(self, ctx: Context, key: str, entry: Entry | None, inner: AsyncStep) -> Any:
@@ -251,7 +253,6 @@ class Cache(Policy):
                     self._spawn(ctx, key, inner, entry.expires_at)
                 return self._served_stale(ctx, key, entry)
         self._misses.incr()
-        emit("cache.miss", operation=ctx.operation, key=key)
         return await self.flight._ado(key, lambda: aload(self, ctx, key, inner), lambda: self._joined(ctx, key))
 
     # -- background refreshes ------------------------------------------------------
@@ -318,7 +319,11 @@ class Cache(Policy):
     def _waiting(self, ctx: Context, key: str) -> PollPlan:
         self._coalesced.incr()
         emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait)
-        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait)
+        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
+
+    def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
+        emit("cache.lock_timeout", operation=ctx.operation, key=key, deadline=True)
+        return CacheLockTimeout(f"{ctx.operation}: the deadline passed while waiting for another refresh of {key!r}")
 
     def _joined(self, ctx: Context, key: str) -> None:
         self._coalesced.incr()
@@ -336,23 +341,30 @@ class Cache(Policy):
         await self._guard.ainvalidate(key)
 
     def close(self) -> None:
-        """Stop background refreshes: wait for running ones, drop queued ones."""
-        with self._lock:
-            self._closed = True
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        """Stop background refreshes: wait for the running ones, drop the queued ones.
+
+        The cache still answers afterwards: hits as before, misses loaded in the
+        foreground; stale values are served until their stale window ends, but no
+        longer refreshed in the background.
+        """
+        self._shutdown(wait=True)
 
     async def aclose(self) -> None:
-        """Stop background refreshes: cancel this loop's refresh tasks and wait for them."""
-        with self._lock:
-            self._closed = True
+        """Stop background refreshes: cancel this loop's refresh tasks and wait for them
+        (thread refreshes are dropped if queued, left to finish if running)."""
+        self._shutdown(wait=False)
         loop = asyncio.get_running_loop()
         tasks = [t for t in list(self._tasks) if t.get_loop() is loop]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.close()
+
+    def _shutdown(self, *, wait: bool) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
 
     def stats(self) -> dict[str, Any]:
         """Counters: hits, misses, stale_served, early_refreshes, coalesced, origin_calls, errors, store_errors."""

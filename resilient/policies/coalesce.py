@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._context import Context
@@ -33,10 +33,11 @@ class Coalesce(Policy):
             decoration); or a callable taking the function's arguments and
             returning a ``str``; or ``rs.context_key(fn)`` with ``fn(ctx) -> str``
             receiving the :class:`~resilient.Context` (integrations such as the
-            httpx transports key on the request this way). Left out: the
-            operation's qualified name plus its arguments, which must be str,
+            httpx transports key on the request this way). Left out:
+            ``module:qualname(args)`` with the arguments' reprs; they must be str,
             int, float, bool, None or tuples of them (else a ``TypeError`` asks
-            for ``key=``).
+            for ``key=``); a ``Context`` subclass with a ``key`` attribute (as
+            the httpx transports build) supplies it instead.
 
     .. versionadded:: 0.1
     """
@@ -49,7 +50,7 @@ class Coalesce(Policy):
         self._calls = Counter()
 
     @overload
-    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
 
     @overload
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...

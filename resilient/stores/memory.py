@@ -53,9 +53,8 @@ class MemoryStore:
             entry = self._data[key]
         except KeyError:
             return None
-        if self.serializer is not None:
-            return _decoded(entry, self.serializer)
-        return entry
+        serializer = self.serializer
+        return entry if serializer is None else _decoded(entry, serializer)
 
     def lookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
         """The entry if fresh at ``now``; else a lease if none is held; else ``refreshing``."""

@@ -137,3 +137,11 @@ def test_machine_is_pure() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             imported.add(node.module.split(".")[0])
     assert not imported & {"time", "threading", "asyncio", "httpx", "redis", "random"}
+
+
+def test_poll_plan_is_cut_short_by_an_earlier_deadline() -> None:
+    """A deadline before the end of the wait ends the polling there, and says so."""
+    plan = m.PollPlan(started=0.0, wait=5.0, deadline=0.5)
+    assert plan.cut_short
+    assert plan.next(0.5, 0.0) is None
+    assert not m.PollPlan(started=0.0, wait=5.0, deadline=9.0).cut_short
