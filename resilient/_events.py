@@ -24,7 +24,15 @@ _lock = threading.Lock()
 # Routine events go out at debug level; state changes at info; the ones that
 # mean a caller is about to see a failure at warning.
 _WARNING = frozenset(
-    {"retry.gave_up", "retry.budget_exhausted", "breaker.opened", "cache.store_error", "token.refresh_failed"}
+    {
+        "retry.gave_up",
+        "retry.budget_exhausted",
+        "breaker.opened",
+        "cache.store_error",
+        "cache.decode_error",
+        "cache.encode_error",
+        "token.refresh_failed",
+    }
 )
 _INFO = frozenset({"breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
 

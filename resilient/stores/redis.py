@@ -198,8 +198,13 @@ class RedisStore:
             return None
         return entry
 
-    def _encode(self, entry: Entry) -> bytes:
-        payload: bytes | str = self.serializer.dumps(entry.value)
+    def _encode(self, key: str, entry: Entry) -> bytes | None:
+        """The record for ``entry``; None (told as ``cache.encode_error``) if the value does not serialize."""
+        try:
+            payload: bytes | str = self.serializer.dumps(entry.value)
+        except Exception as exc:  # not a store failure: the value is just not cacheable as configured
+            emit("cache.encode_error", operation="redis", key=key, error=f"{type(exc).__name__}: {exc}")
+            return None
         if isinstance(payload, str):  # the json module itself, passed as a serializer
             payload = payload.encode()
         return pack(entry, payload)
@@ -271,9 +276,17 @@ class RedisStore:
         return answer or Lookup(None, None, True)
 
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
-        """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released)."""
+        """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released).
+
+        A value the serializer refuses is not written (False; event ``cache.encode_error``) and
+        its lease is released, so nobody waits for it.
+        """
         client = self._sync("set")
-        tag, record, ttl = self._tag(key), self._encode(entry), px(entry.stale_until - now)
+        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
+        if record is None:
+            if lease is not None:
+                self.release(key, lease)
+            return False
         if lease is None:
             self._run(client.set, "set", key, (), (f"{tag}:v", record), px=ttl)
             return True
@@ -348,7 +361,11 @@ class RedisStore:
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
         aclient = self._async("set")
-        tag, record, ttl = self._tag(key), self._encode(entry), px(entry.stale_until - now)
+        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
+        if record is None:
+            if lease is not None:
+                await self.arelease(key, lease)
+            return False
         if lease is None:
             await self._arun(aclient.set, "set", key, (), (f"{tag}:v", record), px=ttl)
             return True

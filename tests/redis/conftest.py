@@ -13,8 +13,6 @@ from redis.retry import Retry as SyncRetry
 
 from resilient.stores.redis import RedisStore
 
-pytestmark = pytest.mark.redis
-
 
 def sync_client(url: str) -> redis.Redis:
     """A sync client that does not retry by itself (so a dead server fails at once)."""

@@ -207,3 +207,29 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
     finally:
         redis_server.start()
         client.close()
+
+
+def test_an_unserializable_value_is_returned_uncached_without_degrading_the_store(redis_url: str) -> None:
+    """A value JSON cannot hold reaches its caller, is not cached, and is no store error."""
+    client = sync_client(redis_url)
+    cache = rs.Cache(ttl=60, store=RedisStore(client), key="item:{n}")
+    calls = 0
+
+    @cache
+    def origin(n: int) -> object:
+        nonlocal calls
+        calls += 1
+        return {n} if n == 1 else [n]
+
+    try:
+        with capture_events() as events:
+            assert origin(1) == {1}
+            assert origin(2) == [2]
+            assert origin(2) == [2]
+        names = [e["event"] for e in events]
+        assert "cache.encode_error" in names
+        assert "cache.store_error" not in names
+        assert calls == 2
+        assert client.get("resilient:{item:2}:v") is not None
+    finally:
+        client.close()
