@@ -28,8 +28,13 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
     if name == "backoff":
         from .scenario_backoff import DEFAULT_CLIENTS, DEFAULT_RUNS, FULL_CLIENTS, FULL_RUNS, run_backoff
 
-        clients, runs = (FULL_CLIENTS, FULL_RUNS) if full else (DEFAULT_CLIENTS, DEFAULT_RUNS)
-        return lambda: run_backoff(clients=clients, runs=runs, seed=seed)
+        if full:
+
+            def tell(line: str) -> None:
+                print(line, file=sys.stderr, flush=True)
+
+            return lambda: run_backoff(clients=FULL_CLIENTS, runs=FULL_RUNS, seed=seed, progress=tell)
+        return lambda: run_backoff(clients=DEFAULT_CLIENTS, runs=DEFAULT_RUNS, seed=seed)
     from .scenario_token import run_token
 
     return lambda: run_token(seed=seed)

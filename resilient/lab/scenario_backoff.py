@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._machines.backoff import Backoff, DecorrelatedJitter, EqualJitter, Exponential, FullJitter
 from ..policies.retry import Retry
@@ -79,7 +79,13 @@ async def _one_run(clients: int, backoff: Backoff, rng: random.Random) -> tuple[
     return state["writes"], [t.result() for t in tasks], state["peak"]
 
 
-def run_backoff(*, clients: Sequence[int] = DEFAULT_CLIENTS, runs: int = DEFAULT_RUNS, seed: int = 1) -> ScenarioResult:
+def run_backoff(
+    *,
+    clients: Sequence[int] = DEFAULT_CLIENTS,
+    runs: int = DEFAULT_RUNS,
+    seed: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> ScenarioResult:
     """Race ``clients`` writers ``runs`` times under each backoff; one row per (backoff, N).
 
     ``origin_calls`` is the mean work (write calls) per run, ``finish_ms`` the mean
@@ -90,6 +96,8 @@ def run_backoff(*, clients: Sequence[int] = DEFAULT_CLIENTS, runs: int = DEFAULT
     rows: list[StrategyResult] = []
     work: dict[str, dict[int, float]] = {name: {} for name in BACKOFFS}
     for n in clients:
+        if progress is not None:
+            progress(f"backoff: N={n} ({runs} runs per backoff)")
         for name, backoff in BACKOFFS.items():
             rng = random.Random(f"{seed}:{name}:{n}")
 
