@@ -83,15 +83,6 @@ class LoopbackOrigin:
             self.recorder.origin_finished()
 
 
-def _missing(strategy: str, redis_url: str | None) -> list[str]:
-    import resilient as rs
-
-    if strategy != "combined":
-        return []
-    needs = ["Cache", "XFetch", "RedisStore" if redis_url else "MemoryStore"]
-    return [name for name in needs if not hasattr(rs, name)]
-
-
 def _worker(
     strategy: str, url: str, redis_url: str | None, prefix: str, rate: float, duration: float, ttl: float, start: float
 ) -> dict[str, Any]:
@@ -181,15 +172,6 @@ def run_real(
     if duration <= 0 or rate <= 0:
         raise ValueError(f"duration and rate must be > 0, got {duration!r} and {rate!r}")
 
-    notes = []
-    runnable = []
-    for name in strategies:
-        lacking = _missing(name, redis_url)
-        if lacking:
-            notes.append(f"{name}: skipped, this build has no rs.{', rs.'.join(lacking)}")
-        else:
-            runnable.append(name)
-
     async def main() -> list[StrategyResult]:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
@@ -204,7 +186,7 @@ def run_real(
                     ttl=ttl,
                     progress=progress,
                 )
-                for name in runnable
+                for name in strategies
             ]
 
     rows = asyncio.run(main())
@@ -214,7 +196,6 @@ def run_real(
         " origin 200 ms, 50 at once, on 127.0.0.1",
         "a refresh = an origin call begun while none was in flight (calls begun meanwhile join it);"
         " the first fill counts as one",
-        *notes,
     ]
     return ScenarioResult(
         name="real",

@@ -8,7 +8,6 @@ import io
 import httpx
 import pytest
 
-import resilient as rs
 from resilient.lab.metrics import Recorder
 from resilient.lab.real import LoopbackOrigin, run_real
 
@@ -56,9 +55,6 @@ def test_real_rejects_bad_arguments() -> None:
 
 @pytest.mark.redis
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not all(hasattr(rs, n) for n in ("Cache", "RedisStore", "XFetch")), reason="needs rs.Cache and rs.RedisStore"
-)
 def test_fleet_of_four_processes_makes_one_origin_call_per_refresh(redis_url: str) -> None:
     """Four processes sharing Redis refresh the hot key with one origin call per refresh, fleet-wide."""
     result = run_real(processes=4, redis_url=redis_url, duration=4.0, rate=200, ttl=2.0, strategies=("combined",))
