@@ -41,6 +41,8 @@ class LoopbackOrigin:
         self.latency = latency
         self._slots = asyncio.Semaphore(capacity)
         self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.version = 0
         self.port = 0
 
@@ -49,11 +51,24 @@ class LoopbackOrigin:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def aclose(self) -> None:
+        """Stop listening, hang up on idle clients, let queries in service finish (at most 5 s)."""
         if self._server is not None:
             self._server.close()
+        for writer in self._writers:
+            writer.close()
+        if self._handlers:
+            _, pending = await asyncio.wait(set(self._handlers), timeout=5.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
             await self._server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 request_line = await reader.readline()
@@ -69,8 +84,13 @@ class LoopbackOrigin:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # Python 3.11's stream server logs a cancelled handler as an error; we are shutting down.
+            pass
         finally:
             writer.close()
+            self._writers.discard(writer)
+            self._handlers.discard(task)
 
     async def _serve(self) -> bytes:
         self.recorder.origin_started()

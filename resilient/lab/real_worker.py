@@ -17,6 +17,10 @@ from .vloop import quiet_logs
 __all__ = ["run_worker"]
 
 TIMEOUT = 1.0
+#: The combined strategy refreshes in the background while clients get the cached or
+#: stale value, so its origin call can wait longer than a client would: a slow answer
+#: (a loaded machine) is not cut off and retried, which would double the refresh.
+REFRESH_TIMEOUT = 5.0
 
 
 async def _naive(
@@ -80,7 +84,7 @@ async def _combined(
     cache = rs.Cache(ttl=ttl, store=store, key="item:{name}", serve_stale=True, early_recompute=rs.XFetch())
 
     async def load(name: str) -> Any:
-        response = await client.get(f"/item/{name}")
+        response = await client.get(f"/item/{name}", timeout=REFRESH_TIMEOUT)
         response.raise_for_status()
         return response.json()
 
@@ -140,7 +144,7 @@ async def _load(
                 task.add_done_callback(tasks.discard)
                 next_at += interval
             if tasks:
-                _, pending = await asyncio.wait(set(tasks), timeout=5 * TIMEOUT)
+                _, pending = await asyncio.wait(set(tasks), timeout=REFRESH_TIMEOUT + 2 * TIMEOUT)
                 for task in pending:
                     task.cancel()
                 errors += len(pending)
