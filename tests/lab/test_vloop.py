@@ -131,3 +131,24 @@ def test_runs_are_deterministic_for_a_seed() -> None:
 
     assert once(7) == once(7)
     assert once(7) != once(8)
+
+
+def test_quiet_logs_silences_structlog_but_not_listeners() -> None:
+    """Inside quiet_logs events still reach listeners; afterwards the library's logger is restored."""
+    from resilient import _events
+
+    before = _events._logger
+    seen: list[str] = []
+
+    def listen(event: dict[str, object]) -> None:
+        seen.append(str(event["event"]))
+
+    rs.add_listener(listen)
+    try:
+        with quiet_logs():
+            assert _events._logger is not before
+            _events.emit("lab.test", operation="op", key=None)
+    finally:
+        rs.remove_listener(listen)
+    assert seen == ["lab.test"]
+    assert _events._logger is before
