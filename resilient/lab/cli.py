@@ -65,7 +65,9 @@ def _herd_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     herd.add_argument("--seed", type=int, default=1, help="random seed (runs are deterministic per seed)")
     herd.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     herd.add_argument("--plot", metavar="FILE.png", help="draw origin load over time per strategy (needs matplotlib)")
-    herd.add_argument("--full", action="store_true", help="backoff: the published sweep, N=10..190 x 100 runs")
+    herd.add_argument(
+        "--full", action="store_true", help="backoff: the published sweep, N=10..190 x 100 runs (about 10 minutes)"
+    )
     real = herd.add_argument_group("real mode (a loopback HTTP origin, real time)")
     real.add_argument("--real", action="store_true", help="run the expiry herd against a real loopback HTTP origin")
     real.add_argument("--processes", type=int, default=1, help="worker processes (fleet mode)")
