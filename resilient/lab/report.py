@@ -68,7 +68,7 @@ def format_scenario(result: ScenarioResult) -> str:
 
 def to_json(results: Sequence[ScenarioResult]) -> str:
     """``{"scenarios": [{"name": ..., "strategies": [{"name": ..., "origin_calls": ...}]}]}``."""
-    return json.dumps({"scenarios": [r.as_dict() for r in results]}, indent=2)
+    return json.dumps({"scenarios": [r.as_dict() for r in results]}, indent=2, allow_nan=False)
 
 
 def plot(results: Sequence[ScenarioResult], path: str) -> None:
