@@ -81,15 +81,19 @@ def herd(args: argparse.Namespace) -> int:
     if args.real:
         from .real import run_real
 
-        results = [
-            run_real(
-                processes=args.processes,
-                redis_url=args.redis,
-                duration=args.duration,
-                rate=args.rate,
-                progress=None if args.json else sys.stderr,
-            )
-        ]
+        try:
+            results = [
+                run_real(
+                    processes=args.processes,
+                    redis_url=args.redis,
+                    duration=args.duration,
+                    rate=args.rate,
+                    progress=None if args.json else sys.stderr,
+                )
+            ]
+        except ValueError as exc:
+            print(f"resilient herd: {exc}", file=sys.stderr)
+            return 2
         if not args.json:
             print(format_scenario(results[0]) + "\n")
     else:

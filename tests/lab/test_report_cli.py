@@ -103,6 +103,12 @@ def test_cli_rejects_an_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> 
     assert "expiry" in capsys.readouterr().err
 
 
+def test_cli_real_mode_rejects_a_bad_fleet(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--real --processes 0` is a usage error naming the option, not a traceback."""
+    assert cli.main(["herd", "--real", "--processes", "0"]) == 2
+    assert "processes must be >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_default_herd_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     """`resilient herd` with no options prints all four tables with their headline ratios."""
