@@ -108,6 +108,12 @@ async def hits() -> dict[str, float]:
 
     c["resilient.Cache +XFetch (sync)"] = (False, lambda: ours_x(1))
 
+    @rs.pipeline(rs.Cache(ttl=60), rs.Retry())
+    def ours_p(x: int) -> int:
+        return x
+
+    c["rs.pipeline(Cache, Retry) (Context path)"] = (False, lambda: ours_p(1))
+
     from dogpile.cache import make_region
 
     region = make_region().configure("dogpile.cache.memory", expiration_time=60)

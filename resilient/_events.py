@@ -17,7 +17,6 @@ __all__ = ["add_listener", "emit", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
 
-_logger = structlog.get_logger("resilient")
 _listeners: tuple[Listener, ...] = ()
 _lock = threading.Lock()
 
@@ -31,6 +30,7 @@ _WARNING = frozenset(
         "cache.store_error",
         "cache.decode_error",
         "cache.encode_error",
+        "cache.refresh_failed",
         "token.refresh_failed",
     }
 )
@@ -56,14 +56,40 @@ def remove_listener(callback: Listener) -> None:
         _listeners = tuple(items)
 
 
+_bound: tuple[tuple[object, ...], Any] | None = None
+
+
+def _logger() -> Any:
+    """The structlog logger ``"resilient"``, bound once per structlog configuration.
+
+    structlog's lazy proxy re-binds on every call (about 10 us); this keeps one
+    bound logger and binds again only when ``structlog.configure`` changed.
+    """
+    global _bound
+    config = structlog.get_config()
+    signature = (
+        id(config["processors"]),
+        config["wrapper_class"],
+        config["logger_factory"],
+        config["context_class"],
+    )
+    cached = _bound
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    logger = structlog.get_logger("resilient").bind()
+    _bound = (signature, logger)
+    return logger
+
+
 def emit(event: str, /, **fields: Any) -> None:
     """Tell structlog and every listener that ``event`` happened."""
+    logger = _logger()
     if event in _WARNING:
-        _logger.warning(event, **fields)
+        logger.warning(event, **fields)
     elif event in _INFO:
-        _logger.info(event, **fields)
+        logger.info(event, **fields)
     else:
-        _logger.debug(event, **fields)
+        logger.debug(event, **fields)
     listeners = _listeners
     if listeners:
         record = {"event": event, **fields}
@@ -71,4 +97,4 @@ def emit(event: str, /, **fields: Any) -> None:
             try:
                 listener(dict(record))
             except Exception:  # a broken listener must not break the call it observes
-                _logger.exception("listener.failed", listener=repr(listener))
+                logger.exception("listener.failed", listener=repr(listener))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,8 +24,8 @@ async def acall(policy: rs.Policy, fn: Any, *args: Any) -> Any:
     return result
 
 
-def joined_gate(cache: rs.Cache, count: int) -> threading.Event:
-    """An event set once ``count`` callers have joined another's in-flight load."""
+def joined_gate(cache: rs.Cache, count: int) -> tuple[threading.Event, Callable[[dict[str, Any]], None]]:
+    """An event set once ``count`` callers have joined another's in-flight load, and its listener."""
     gate = threading.Event()
 
     def listener(event: dict[str, Any]) -> None:
@@ -31,8 +33,7 @@ def joined_gate(cache: rs.Cache, count: int) -> threading.Event:
             gate.set()
 
     rs.add_listener(listener)
-    gate.listener = listener  # type: ignore[attr-defined]
-    return gate
+    return gate, listener
 
 
 async def settle(tasks: list[asyncio.Task[Any]]) -> None:
@@ -128,7 +129,7 @@ async def test_thousand_concurrent_cold_tasks_make_one_origin_call() -> None:
 def test_fifty_concurrent_cold_threads_make_one_origin_call() -> None:
     """50 threads on one cold key cause 1 origin call and all get the same value."""
     cache = rs.Cache(ttl=60)
-    gate = joined_gate(cache, 49)
+    gate, listener = joined_gate(cache, 49)
     calls = 0
 
     @cache
@@ -141,7 +142,7 @@ def test_fifty_concurrent_cold_threads_make_one_origin_call() -> None:
     try:
         results = run_threads(50, lambda i: origin("hot"))
     finally:
-        rs.remove_listener(gate.listener)  # type: ignore[attr-defined]
+        rs.remove_listener(listener)
     assert calls == 1
     assert all(r is results[0] for r in results)
 
@@ -331,7 +332,7 @@ def test_without_stale_if_error_a_failed_refresh_raises() -> None:
 def test_two_hundred_keys_written_together_expire_spread() -> None:
     """200 keys written at one instant expire spread over the ±10 % jitter window, not together."""
     clock = FakeClock()
-    cache = rs.Cache(ttl=100, key="n:{i}", clock=clock)
+    cache = rs.Cache(ttl=100, key="n:{i}", clock=clock, rng=random.Random(200))
 
     def ident(i: int) -> int:
         return i
@@ -375,8 +376,6 @@ def test_without_jitter_keys_written_together_expire_together() -> None:
 async def test_xfetch_refreshes_early_about_once_per_ttl_window(capsys: pytest.CaptureFixture[str]) -> None:
     """Under steady load XFetch refreshes before expiry, no caller waits after the first miss,
     and early refreshes per TTL window stay near one."""
-    import random
-
     clock = FakeClock()
     ttl, delta, rate, windows = 10.0, 0.2, 100, 60
     cache = rs.Cache(ttl=ttl, clock=clock, early_recompute=rs.XFetch(beta=1.0), rng=random.Random(4))
@@ -538,7 +537,14 @@ def test_entries_record_how_long_the_value_took() -> None:
 async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value() -> None:
     """An early refresh of an entry with stale_ttl=0 does not take the fresh value away meanwhile."""
     clock = FakeClock()
-    cache = rs.Cache(ttl=10, ttl_jitter=0, stale_ttl=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=50))
+
+    class HighDraws(random.Random):
+        def random(self) -> float:
+            return 0.999  # XFetch's u = 0.001: -ln(u) = 6.9, so 1 s before expiry is due with delta*beta = 1
+
+    cache = rs.Cache(
+        ttl=10, ttl_jitter=0, stale_ttl=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=10), rng=HighDraws()
+    )
     release = asyncio.Event()
     calls = 0
 
@@ -552,7 +558,7 @@ async def test_xfetch_refresh_without_stale_window_keeps_serving_the_fresh_value
 
     try:
         assert await acall(cache, origin) == 1
-        clock.advance(9)  # 1 s before expiry, delta 0.1 s and beta 50: surely early
+        clock.advance(9)  # 1 s before expiry: due, with this draw
         assert await acall(cache, origin) == 1
         assert cache.stats()["early_refreshes"] == 1
         await asyncio.sleep(0)
@@ -604,3 +610,34 @@ def test_random_cancellations_leave_no_load_or_lease_behind(n: int, cancel: list
                 assert isinstance(r, RuntimeError) if fail else r == "v"
 
     asyncio.run(scenario())
+
+
+def test_xfetch_early_refresh_runs_on_the_executor_for_sync_callers() -> None:
+    """A sync hit that XFetch finds due returns at once and refreshes on the background executor."""
+
+    class HighDraws(random.Random):
+        def random(self) -> float:
+            return 0.999
+
+    clock = FakeClock()
+    cache = rs.Cache(ttl=10, ttl_jitter=0, key="k", clock=clock, early_recompute=rs.XFetch(beta=10), rng=HighDraws())
+    calls = 0
+    refreshing = threading.Event()
+
+    def origin() -> int:
+        nonlocal calls
+        calls += 1
+        clock.advance(0.1)
+        if calls == 2:
+            refreshing.set()
+        return calls
+
+    try:
+        assert cache.call(origin) == 1
+        clock.advance(9)
+        assert cache.call(origin) == 1  # served at once; the refresh is queued
+        assert refreshing.wait(10)
+    finally:
+        cache.close()  # waits for the running refresh to write
+    assert cache.stats()["early_refreshes"] == 1
+    assert cache.call(origin) == 2

@@ -137,12 +137,19 @@ class _Silent:
     debug = info = warning = error = exception = _drop
 
 
+_SILENT = _Silent()
+
+
+def _silent_logger() -> Any:
+    return _SILENT
+
+
 @contextmanager
 def quiet_logs() -> Iterator[None]:
     """Within the block the library's events are not logged (a simulated herd emits
     hundreds of thousands); listeners still receive them."""
     saved = _events._logger
-    _events._logger = _Silent()
+    _events._logger = _silent_logger
     try:
         yield
     finally:
