@@ -153,10 +153,11 @@ def test_a_fleet_cold_start_fetches_once() -> None:
     assert sum(p.stats()["shared"] for p in providers) == PROCESSES - 1
 
 
-def test_a_fleet_refreshes_once_per_expiry() -> None:
+@pytest.mark.parametrize("kind", ["fake", "memory"])
+def test_a_fleet_refreshes_once_per_expiry(kind: str) -> None:
     """Over three token lifetimes a 4-process fleet fetches once per expiry, and nobody gets an expired token."""
     clock = FakeClock()
-    store = FakeStore(clock)
+    store: Any = FakeStore(clock) if kind == "fake" else rs.MemoryStore()
     issuer = Issuer(clock)
     providers = fleet(clock, store, issuer)
     end = clock.time() + 3 * 3600 + 30
