@@ -57,7 +57,7 @@ async def _run_one(
     clock = VirtualClock(loop)
     rng = random.Random(f"{seed}:retry-storm:{name}")
     kind, budgeted, throttled = STRATEGIES[name]
-    recorder = Recorder(loop.time)
+    recorder = Recorder(loop.time, bucket=0.5)
     # Capacity twice the clients' own load (5 slots x 50 ms = 100 calls/s for 50/s).
     origin = SimOrigin(recorder, latency=0.05, capacity=max(1, round(2 * clients / period * 0.05)), down=outage)
     budget = rs.RetryBudget(ratio=0.1, min_per_second=10, window=10, clock=clock) if budgeted else None
