@@ -104,7 +104,12 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
 def fetch(
     cache: Cache, ctx: Context, key: str, inner: SyncStep, store: Store, lease: str | None, stale: Entry | None
 ) -> Any:
-    """Call the origin, write the value (under ``lease``); on failure serve ``stale`` if allowed."""
+    """Call the origin and write the value under ``lease``; on failure serve ``stale`` if allowed.
+
+    Without a lease (``lock_wait`` ran out while another holder refreshes) the
+    value is returned but not written: only a lease holder may write, so a
+    fetch that started before an invalidation can never store its older value.
+    """
     clock, guard = cache.clock, cache._guard
     cache._origin_calls.incr()
     started = clock.monotonic()
@@ -122,6 +127,8 @@ def fetch(
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         raise
+    if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
+        return value
     entry, now = cache._entry(value, clock.monotonic() - started)
     if not guard.set(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)
@@ -149,6 +156,8 @@ async def afetch(
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         raise
+    if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
+        return value
     entry, now = cache._entry(value, clock.monotonic() - started)
     if not await guard.aset(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)

@@ -28,13 +28,14 @@ _WARNING = frozenset(
         "retry.budget_exhausted",
         "breaker.opened",
         "cache.store_error",
+        "redis.error",
+        "cache.refresh_failed",
         "cache.decode_error",
         "cache.encode_error",
-        "cache.refresh_failed",
         "token.refresh_failed",
     }
 )
-_INFO = frozenset({"breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+_INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
 
 
 def add_listener(callback: Listener) -> None:

@@ -156,6 +156,33 @@ def test_waiter_polls_until_lock_wait_then_fetches_itself() -> None:
     assert "cache.waiting" in names
     assert "cache.lock_timeout" in names
     assert cache.stats()["coalesced"] == 1
+    assert store.get("k") is None  # fetched without the lease: not written
+
+
+def test_a_fetch_without_the_lease_cannot_overwrite_an_invalidation() -> None:
+    """A caller that gave up waiting fetches, but only the lease holder's value is ever written."""
+    clock = FakeClock()
+    store = FlakyStore()
+    cache = rs.Cache(ttl=60, key="k", store=store, clock=clock, lock_ttl=10, lock_wait=1)
+    held = store.lookup("k", now=clock.time(), lease_ttl=10)
+    assert held.lease is not None
+    assert cache.call(lambda: "old") == "old"
+    cache.invalidate("k")
+    assert cache.call(lambda: "new") == "new"
+    assert store.get("k") is not None
+    assert store.get("k").value == "new"  # type: ignore[union-attr]
+
+
+def test_a_store_type_error_is_raised_not_hidden() -> None:
+    """A TypeError from the store is a misconfiguration and reaches the caller."""
+
+    class Misconfigured(rs.MemoryStore):
+        def get(self, key: str) -> Entry | None:
+            raise TypeError("RedisStore needs a sync client for get()")
+
+    cache = rs.Cache(ttl=60, key="k", store=Misconfigured(), clock=FakeClock())
+    with pytest.raises(TypeError, match="sync client"):
+        cache.call(lambda: 1)
 
 
 def test_waiter_takes_the_value_written_by_the_lease_holder() -> None:

@@ -53,7 +53,13 @@ class StoreGuard:
         return active
 
     def failed(self, exc: BaseException, op: str, key: str, operation: str) -> MemoryStore:
-        """Record a store failure; return the fallback to carry on with."""
+        """Record a store failure; return the fallback to carry on with.
+
+        A ``TypeError`` is a misconfiguration (an async call on a store given
+        only a sync client), not an outage: it is raised, not hidden.
+        """
+        if isinstance(exc, TypeError):
+            raise exc
         self.errors.incr()
         with self._lock:
             retry_at = self.health.failed(self.clock.monotonic())

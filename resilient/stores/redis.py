@@ -25,7 +25,7 @@ Store failures (connection refused, timeouts) raise :class:`~resilient.StoreUnav
 and count in a breaker kept by the store: after ``failure_threshold``
 consecutive failures every call raises ``StoreUnavailable`` at once without
 touching the network, until one probe per ``reset_timeout`` (at most 5 s)
-succeeds. Each real failure emits ``cache.store_error``.
+succeeds. Each real failure emits ``redis.error`` (a Cache above adds ``cache.store_error``).
 """
 
 from __future__ import annotations
@@ -237,12 +237,12 @@ class RedisStore:
         with self._lock:
             recovered = self._breaker.success()
         if recovered:
-            emit("cache.store_recovered", operation="redis")
+            emit("redis.recovered", operation="redis")
 
     def _failed(self, exc: BaseException, method: str, key: str) -> StoreUnavailable:
         with self._lock:
             opened = self._breaker.failure(self.clock.monotonic())
-        emit("cache.store_error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
+        emit("redis.error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
         return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")
 
     def _other(self, exc: BaseException) -> None:

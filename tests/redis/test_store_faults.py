@@ -37,7 +37,7 @@ def test_stopped_server_opens_the_breaker_then_calls_fail_fast(redis_server: Any
                 with pytest.raises(rs.StoreUnavailable) as caught:
                     store.lookup("k", now=NOW, lease_ttl=1)
             elapsed = time.monotonic() - started
-        errors = [e for e in events if e["event"] == "cache.store_error"]
+        errors = [e for e in events if e["event"] == "redis.error"]
         assert len(errors) == 2
         assert errors[-1]["breaker_opened"] is True
         assert caught.value.remaining == pytest.approx(2.0)
@@ -70,7 +70,7 @@ def test_store_is_probed_after_reset_timeout_and_resumes_after_restart(redis_ser
             assert store.set("k", VALUE, now=NOW)
             assert store.get("k") == VALUE
         names = [e["event"] for e in events]
-        assert names == ["cache.store_error", "cache.store_error", "cache.store_recovered"]
+        assert names == ["redis.error", "redis.error", "redis.recovered"]
     finally:
         redis_server.start()
         client.close()
