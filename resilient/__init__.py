@@ -1,5 +1,6 @@
 """resilient: small policies that keep outbound calls alive and the systems behind them standing."""
 
+from . import http  # noqa: F401 (the rs.http namespace: rs.http.client, rs.http.RETRYABLE, ...)
 from ._clock import Clock
 from ._context import Context
 from ._errors import (
@@ -20,6 +21,7 @@ from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
+from .http import AsyncResilientTransport, ResilientTransport
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.cache import Cache
@@ -41,6 +43,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AdaptiveThrottle",
+    "AsyncResilientTransport",
     "Backoff",
     "Bulkhead",
     "BulkheadFullError",
@@ -72,6 +75,7 @@ __all__ = [
     "RedisStore",
     "Rejected",
     "ResilienceError",
+    "ResilientTransport",
     "Retry",
     "RetryBudget",
     "SingleFlight",

@@ -6,11 +6,16 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["Context", "current_deadline"]
+__all__ = ["Context", "current_deadline", "replay_forbidden"]
 
 #: The absolute deadline (``clock.monotonic()`` seconds) set by an enclosing
 #: :class:`~resilient.Timeout`; inner policies and the httpx transports honour it.
 current_deadline: ContextVar[float | None] = ContextVar("resilient_deadline", default=None)
+
+#: Why the current call must not be made twice (a POST without ``Idempotency-Key``,
+#: a streaming request body), set by the httpx transports around their pipeline;
+#: ``None`` when it may. A retry that finds it set gives up at once.
+replay_forbidden: ContextVar[str | None] = ContextVar("resilient_replay_forbidden", default=None)
 
 
 class Context:

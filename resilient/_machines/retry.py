@@ -18,7 +18,8 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class GiveUp:
-    """Stop: ``reason`` is ``"attempts"``, ``"deadline"``, ``"retry_after"`` or ``"budget"``."""
+    """Stop: ``reason`` is ``"attempts"``, ``"deadline"``, ``"retry_after"``, ``"budget"``
+    or ``"not_replayable"`` (the call must not be made twice)."""
 
     reason: str
 

@@ -7,7 +7,7 @@ import threading
 from typing import Any, ClassVar
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
+from .._context import Context, replay_forbidden
 from .._drivers import drive_retry, drive_retry_async
 from .._events import emit
 from .._machines._validate import number, whole
@@ -112,7 +112,11 @@ class RetryCall:
         retry_after = None
         if policy.respect_retry_after:
             retry_after = parse_retry_after(_retry_after_header(outcome), self.clock.time())
-        decision = self._plan.next(self.clock.monotonic(), retry_after)
+        decision: Sleep | GiveUp
+        if replay_forbidden.get() is not None:  # e.g. a POST without Idempotency-Key
+            decision = GiveUp("not_replayable")
+        else:
+            decision = self._plan.next(self.clock.monotonic(), retry_after)
         if isinstance(decision, Sleep) and policy.budget is not None and not policy.budget.try_withdraw():
             emit("retry.budget_exhausted", operation=self.ctx.operation, key=None, attempt=self._plan.made)
             decision = GiveUp("budget")
