@@ -12,7 +12,8 @@ process may draw; the first process whose own jittered point has passed takes
 the lease, fetches and writes; the others read what it wrote. Processes with no
 valid token wait for the writer with bounded, jittered polling
 (:func:`resilient._drivers_token.poll_shared`); past twice the lease they fetch
-on their own. A store that fails degrades to fetching in this process.
+on their own and use that token without writing it (only a lease holder
+writes). A store that fails degrades to fetching in this process.
 """
 
 from __future__ import annotations
@@ -101,8 +102,7 @@ class SharedToken:
         got = poll_shared(lambda: self._attempt(blocking=True), p.clock, _POLL.delays(p._rng), wait=2 * self._lease_ttl)
         if got is not None:
             return got
-        token = p._fetch_sync()  # the holder never wrote: do without it
-        self._write(token, None)
+        token = p._fetch_sync()  # the holder never wrote: do without it (and without writing: no lease)
         return Obtained(token, fetched=True)
 
     def _attempt(self, *, blocking: bool) -> Obtained | None:
@@ -173,8 +173,7 @@ class SharedToken:
         )
         if got is not None:
             return got
-        token = await p._afetch()
-        await self._awrite(token, None)
+        token = await p._afetch()  # without the lease: used here, not written
         return Obtained(token, fetched=True)
 
     async def _aattempt(self, *, blocking: bool) -> Obtained | None:

@@ -72,7 +72,8 @@ class TokenProvider:
         store: share the token through this store (None: in this process only).
         key: the store key of the token record.
         lease_ttl: seconds a process may hold the store's refresh lease (> 0);
-            a process waits for another's refresh up to twice this, then fetches.
+            a process waits for another's refresh up to twice this, then fetches
+            for itself (without writing to the store: only a lease holder writes).
         backoff: delays between failed background refreshes (default
             ``EqualJitter(1, 30)``).
         clock: time source (``resilient.testing.FakeClock`` in tests).

@@ -346,3 +346,17 @@ def test_a_process_whose_refresh_point_passes_during_anothers_refresh_keeps_serv
     assert b.get() == "t2"
     assert issuer.count == 2
     assert b.stats() == {"fetches": 0, "shared": 2, "refresh_failures": 0, "invalidations": 0}
+
+
+def test_a_process_that_waited_too_long_fetches_for_itself_without_writing() -> None:
+    """When the lease holder never writes, a waiting process fetches its own token and leaves the store alone."""
+    clock = FakeClock()
+    store = FakeStore(clock)
+    store.leases["token"] = ("someone-else", float("inf"))  # a holder that never finishes
+    issuer = Issuer(clock)
+    (provider,) = fleet(clock, store, issuer, n=1)
+    with no_waiting():
+        assert provider.get() == "t1"
+    assert issuer.count == 1
+    assert store.entries == {}
+    assert store.refreshing_seen >= 1
