@@ -99,7 +99,7 @@ def test_open_loop_starts_the_requested_rate_and_records_each_outcome() -> None:
             nonlocal n
             n += 1
             mine = n
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # virtual time: run_virtual jumps the clock
             if mine % 4 == 0:
                 raise ValueError("boom")
 

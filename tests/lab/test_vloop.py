@@ -16,7 +16,7 @@ def test_sleep_moves_virtual_time_by_exactly_the_delay() -> None:
     """An hour of asyncio.sleep ends with the loop's clock at exactly 3600 s."""
 
     async def main() -> float:
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # virtual time: no real waiting
         return asyncio.get_running_loop().time()
 
     assert run_virtual(main) == 3600.0
@@ -45,7 +45,7 @@ def test_asyncio_timeout_expires_in_virtual_time() -> None:
     async def main() -> float:
         try:
             async with asyncio.timeout(2.0):
-                await asyncio.sleep(100)
+                await asyncio.sleep(100)  # virtual time
         except TimeoutError:
             return asyncio.get_running_loop().time()
         raise AssertionError("the timeout did not fire")
