@@ -3,9 +3,17 @@
 Every exception a store raises (Redis down, a timeout, a refused write) is
 caught here, told as ``cache.store_error`` and counted; the call carries on
 against an in-process :class:`~resilient.MemoryStore` (in-process caching and
-coalescing, as with no shared store at all). The shared store is probed again
-after a pause that grows per failure up to 5 s (``StoreHealth``), so caching
-on it resumes by itself. A store implementation only has to raise.
+coalescing, as with no shared store at all). A store implementation only has to raise.
+
+* A store that keeps its own health (an ``available`` attribute, as
+  ``RedisStore`` has) decides: while it is not available every call uses the
+  fallback, and the call after it is available again uses it (its probe runs
+  off the callers' path). Its refusal (``StoreUnavailable(refused=True)``) is
+  not a failure; an error other than ``StoreUnavailable`` is that call's alone
+  (a key that cannot be encoded, OOM on one write): the call uses the fallback,
+  every other call stays on the store.
+* Any other store is probed again after a pause that grows per failure up to
+  5 s (``StoreHealth``), so caching on it resumes by itself.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import threading
 from typing import Any
 
 from .._clock import Clock
+from .._errors import StoreUnavailable
 from .._events import emit
 from .._machines.cache import StoreHealth
 from .._stats import Counter
@@ -33,7 +42,7 @@ class StoreGuard:
     store a lease came from, so a lease is only ever used where it was granted.
     """
 
-    __slots__ = ("_lock", "active", "clock", "errors", "fallback", "health", "primary")
+    __slots__ = ("_lock", "_managed", "active", "clock", "errors", "fallback", "health", "primary")
 
     def __init__(self, primary: Store, clock: Clock) -> None:
         self.primary = primary
@@ -43,14 +52,30 @@ class StoreGuard:
         self.clock = clock
         self.errors = Counter()
         self._lock = threading.Lock()
+        self._managed = isinstance(getattr(type(primary), "available", None), property)
 
     # -- switching ---------------------------------------------------------------
     def current(self) -> Store:
         """The store to use now: the fallback while the primary rests, else the primary."""
         active = self.active
-        if active is not self.primary and self.health.usable(self.clock.monotonic()):
-            self.active = active = self.primary  # probe it again
+        if active is not self.primary:
+            if self._managed:
+                if self.primary.available:  # type: ignore[attr-defined]
+                    self.active = active = self.primary
+            elif self.health.usable(self.clock.monotonic()):
+                self.active = active = self.primary  # probe it again
+        elif self._managed and not self.primary.available:  # type: ignore[attr-defined]
+            self.active = active = self._fallback()
         return active
+
+    def _fallback(self) -> MemoryStore:
+        fallback = self.fallback
+        if fallback is None:
+            with self._lock:
+                fallback = self.fallback
+                if fallback is None:
+                    fallback = self.fallback = MemoryStore(_FALLBACK_SIZE)
+        return fallback
 
     def failed(self, exc: BaseException, op: str, key: str, operation: str) -> MemoryStore:
         """Record a store failure; return the fallback to carry on with.
@@ -60,22 +85,32 @@ class StoreGuard:
         """
         if isinstance(exc, TypeError):
             raise exc
+        if self._managed:
+            return self._managed_failed(exc, op, key, operation)
         self.errors.incr()
+        fallback = self._fallback()
         with self._lock:
             retry_at = self.health.failed(self.clock.monotonic())
-            fallback = self.fallback
-            if fallback is None:
-                fallback = self.fallback = MemoryStore(_FALLBACK_SIZE)
             self.active = fallback
-        emit(
-            "cache.store_error",
-            operation=operation,
-            key=key,
-            op=op,
-            error=f"{type(exc).__name__}: {exc}",
-            retry_in=round(retry_at - self.clock.monotonic(), 3),
-        )
+        self._told(exc, op, key, operation, retry_in=round(retry_at - self.clock.monotonic(), 3))
         return fallback
+
+    def _managed_failed(self, exc: BaseException, op: str, key: str, operation: str) -> MemoryStore:
+        """The store keeps its health: follow it; count only what it counts as a failure or a call's error."""
+        fallback = self._fallback()
+        if not isinstance(exc, StoreUnavailable):  # this call's own error: the store stays in use
+            self.errors.incr()
+            self._told(exc, op, key, operation, call_only=True)
+            return fallback
+        if not self.primary.available:  # type: ignore[attr-defined]
+            self.active = fallback
+        if not exc.refused:
+            self.errors.incr()
+            self._told(exc, op, key, operation, retry_in=round(exc.remaining, 3))
+        return fallback
+
+    def _told(self, exc: BaseException, op: str, key: str, operation: str, **extra: Any) -> None:
+        emit("cache.store_error", operation=operation, key=key, op=op, error=f"{type(exc).__name__}: {exc}", **extra)
 
     def _ok(self, store: Store) -> None:
         if store is self.primary and self.health.failures:

@@ -8,14 +8,27 @@ which share a hash tag, so it runs on Redis Cluster too.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
 from .base import Entry
 
-__all__ = ["SCRIPTS", "bucket_args", "check_bytes_client", "client_kinds", "pack", "px", "unpack_header"]
+__all__ = [
+    "MAX_TIME",
+    "SCRIPTS",
+    "bucket_args",
+    "check_bytes_client",
+    "client_kind",
+    "pack",
+    "px",
+    "unblocked_settings",
+    "unpack_header",
+]
 
 _MAGIC = b"R1"
+#: Times in a record beyond this (the year 5138) are not times: such a record does not decode.
+MAX_TIME = 1e11
 
 
 def pack(entry: Entry, payload: bytes) -> bytes:
@@ -29,7 +42,10 @@ def unpack_header(data: bytes) -> tuple[float, float, float, bytes]:
     parts = head.split(b" ")
     if not sep or len(parts) != 4 or parts[0] != _MAGIC:
         raise ValueError("not a resilient record")
-    return float(parts[1]), float(parts[2]), float(parts[3]), payload
+    expires_at, stale_until, delta = float(parts[1]), float(parts[2]), float(parts[3])
+    if not (0 <= expires_at <= stale_until <= MAX_TIME and 0 <= delta <= MAX_TIME):  # also refuses nan and inf
+        raise ValueError("a resilient record with times out of range")
+    return expires_at, stale_until, delta, payload
 
 
 def px(seconds: float) -> int:
@@ -39,6 +55,7 @@ def px(seconds: float) -> int:
 
 # KEYS: entry, lease. ARGV: now, token, lease_ms.
 # Returns {0, record} fresh; {1, record|false} lease granted (token); {2, record|false} refreshing elsewhere.
+# Granting is idempotent: a retry of a lookup whose reply was lost finds its own token and gets the lease.
 LOOKUP = """
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -46,6 +63,7 @@ if v then
   if e and e > tonumber(ARGV[1]) then return {0, v} end
 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, v} end
+if redis.call('GET', KEYS[2]) == ARGV[2] then return {1, v} end
 return {2, v}
 """
 
@@ -91,20 +109,51 @@ def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[f
 # -- clients ------------------------------------------------------------------
 
 
-def client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
-    """(sync client types, asyncio client types, errors meaning the store is unreachable); imports redis lazily."""
-    import redis
-    import redis.asyncio
-    import redis.asyncio.cluster
-    import redis.cluster
+def client_kind(client: Any) -> str | None:
+    """``"async"``, ``"sync"``, or None for something that is not a Redis client.
 
-    sync = (redis.Redis, redis.cluster.RedisCluster)
-    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
-    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-    return sync, asyn, failures
+    Duck-typed (``execute_command`` and ``register_script``), so redis-py and
+    valkey-py clients, plain or Cluster, are all accepted.
+    """
+    execute = getattr(client, "execute_command", None)
+    if not callable(execute) or not callable(getattr(client, "register_script", None)):
+        return None
+    return "async" if inspect.iscoroutinefunction(execute) else "sync"
 
 
 def check_bytes_client(name: str, client: Any) -> None:
     """Refuse a client that decodes replies to str: records are bytes."""
-    if client.get_encoder().decode_responses:
+    encoder = getattr(client, "get_encoder", None)
+    if callable(encoder) and getattr(encoder(), "decode_responses", False):
         raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")
+
+
+def _connection_kwargs(client: Any) -> dict[str, Any]:
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if kwargs is None:  # a Cluster client keeps them on its nodes manager
+        kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
+    return kwargs if isinstance(kwargs, dict) else {}
+
+
+def _retries(client: Any, kwargs: dict[str, Any]) -> int:
+    retry = kwargs.get("retry") or getattr(client, "retry", None)
+    if retry is None:
+        get_retry = getattr(client, "get_retry", None)
+        retry = get_retry() if callable(get_retry) else None
+    count = getattr(retry, "_retries", 0)
+    return count if isinstance(count, int) else 0
+
+
+def unblocked_settings(client: Any, timeout: float) -> list[str]:
+    """The settings of a sync ``client`` that could block one call longer than ``timeout`` seconds."""
+    kwargs = _connection_kwargs(client)
+    found = []
+    for setting in ("socket_timeout", "socket_connect_timeout") if kwargs else ():
+        value = kwargs.get(setting)
+        if value is None or value > timeout:
+            found.append(f"{setting}={value!r}")
+    retries = _retries(client, kwargs)
+    if retries > 0:
+        found.append(f"retry={retries} retries")
+    return found

@@ -21,27 +21,45 @@ an in-memory store would return the object it holds; treat cached values as
 read-only. Any change to the record in Redis is decoded afresh, so this is never
 stale.
 
-Store failures (connection refused, timeouts) raise :class:`~resilient.StoreUnavailable`
-and count in a breaker kept by the store: after ``failure_threshold``
-consecutive failures every call raises ``StoreUnavailable`` at once without
-touching the network, until one probe per ``reset_timeout`` (at most 5 s)
-succeeds. Each real failure emits ``redis.error`` (a Cache above adds ``cache.store_error``).
+Store failures (connection refused or reset, no answer within ``timeout``, a
+cluster that is down) raise :class:`~resilient.StoreUnavailable` and count in a
+breaker kept by the store (:mod:`._redis_health`): failures of one outage count
+once; after ``failure_threshold`` of them every call is refused at once
+(``StoreUnavailable(refused=True)``) without touching the network, while one
+probe per process pings Redis every ``reset_timeout`` seconds off the callers'
+path and closes the breaker as soon as Redis answers. A closed pooled connection
+(left over from before a restart) is retried on a fresh one, not counted. Any
+other error (a key that cannot be encoded, OOM on one write, a wrong type) is
+that call's alone: it is raised and the store stays healthy. Each real failure
+emits ``redis.error``; the recovery ``redis.recovered``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import secrets
-import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._errors import StoreUnavailable
 from .._events import emit
+from .._machines._validate import number, whole
 from .._machines.store_breaker import StoreBreaker
 from ..serializers import resolve_serializer
-from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
+from ._memo import Memo
+from ._redis_health import ATTEMPTS, Health, is_failure, is_stale_connection
+from ._redis_lua import (
+    SCRIPTS,
+    bucket_args,
+    check_bytes_client,
+    client_kind,
+    pack,
+    px,
+    unblocked_settings,
+    unpack_header,
+)
 from .base import Entry, Lookup
 
 if TYPE_CHECKING:
@@ -51,32 +69,52 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 _FRESH, _LEASED = 0, 1
-_DECODED_MAX = 1024  # keys whose last decoded record is remembered (then the memory starts afresh)
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
+_EXTRA = 'pip install "resilient[redis]"'
+
+
+def _redis_missing() -> bool:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _client_error(name: str, client: object, want: str) -> Exception:
+    if _redis_missing():
+        return ImportError(f"RedisStore needs redis-py (or a valkey-py client): {_EXTRA}")
+    return TypeError(f"{name} must be {want} (redis-py or valkey-py), got {client!r}")
 
 
 class RedisStore:
     """Cache entries with leases, and token buckets, in Redis (sync and asyncio).
 
     The sync methods (``get``, ``lookup``, ``set``, ``release``, ``invalidate``,
-    ``take``) need a ``redis.Redis``; their async twins (``aget`` ...) need a
-    ``redis.asyncio.Redis``. Pass one or both: ``RedisStore(client)``,
-    ``RedisStore(aclient)``, ``RedisStore(client, aclient=aclient)`` (two clients
-    of the same server), or ``RedisStore.from_url(url)`` which makes the pair. A
-    method whose client is missing raises a ``TypeError`` that says which.
+    ``take``) need a sync client; their async twins (``aget`` ...) an asyncio
+    one. Pass one or both: ``RedisStore(client)``, ``RedisStore(aclient)``,
+    ``RedisStore(client, aclient=aclient)`` (two clients of the same server), or
+    ``RedisStore.from_url(url)`` which makes a bounded pair. A method whose
+    client is missing raises a ``TypeError`` that says which. redis-py and
+    valkey-py clients (plain or Cluster) are accepted alike.
+
+    No caller waits on the store longer than ``timeout``: asyncio calls are cut
+    there; a sync client cannot be interrupted, so one whose settings could
+    block longer (``socket_timeout``, ``socket_connect_timeout``, ``retry``) is
+    reported with a ``RuntimeWarning`` naming the setting at construction.
 
     Args:
-        client: a ``redis.Redis`` / ``redis.cluster.RedisCluster``, or an asyncio
-            one (then taken as ``aclient``). Created with ``decode_responses=False``.
-            Give it a ``socket_timeout`` so a hung server fails fast.
-        aclient: a ``redis.asyncio.Redis`` for the async twins, beside a sync ``client``.
+        client: a sync client (``redis.Redis``, ``redis.cluster.RedisCluster``,
+            ``valkey.Valkey`` ...), or an asyncio one (then taken as ``aclient``),
+            created with ``decode_responses=False``.
+        aclient: an asyncio client for the async twins, beside a sync ``client``.
         prefix: put before every key (must not contain ``{`` or ``}``).
         serializer: JSON (default), or anything with ``dumps``/``loads``
             (``resilient.PickleSerializer(key=...)`` for signed pickle).
-        failure_threshold: consecutive store failures that open the breaker.
-        reset_timeout: seconds the breaker stays open before one probe (0 < s <= 5). Under
-            ``rs.Cache``, whose own store guard backs off 0.5 s, 1 s, 2 s ... 5 s between
-            probes, the default 1 s never delays the cache's probe further.
+        timeout: seconds a call may take before it counts as a store failure (> 0).
+        failure_threshold: failures (those of one outage counting once) that open the breaker.
+        reset_timeout: seconds between the probe's pings while the breaker is open (0 < s <= 5).
+        memo_bytes: bound of the per-process memo of decoded records (>= 0; 0 keeps none).
         clock: monotonic time for the breaker (``FakeClock`` in tests).
     """
 
@@ -87,42 +125,36 @@ class RedisStore:
         aclient: redis.asyncio.Redis | None = None,
         prefix: str = "resilient:",
         serializer: object = None,
-        failure_threshold: int = 3,
-        reset_timeout: float = 1.0,
+        timeout: float = 0.25,
+        failure_threshold: int = 1,
+        reset_timeout: float = 0.2,
+        memo_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
     ) -> None:
-        sync_kinds, async_kinds, failures = client_kinds()
-        if client is not None and isinstance(client, async_kinds):
-            if aclient is not None:
-                raise TypeError(
-                    f"client is an asyncio client and aclient is given too: pass a sync client, got {client!r}"
-                )
-            client, aclient = None, client
-        if client is not None and not isinstance(client, sync_kinds):
-            raise TypeError(f"client must be a redis.Redis or redis.asyncio.Redis, got {client!r}")
-        if aclient is not None and not isinstance(aclient, async_kinds):
-            raise TypeError(f"aclient must be a redis.asyncio.Redis, got {aclient!r}")
-        if client is None and aclient is None:
-            raise TypeError("RedisStore needs a client: a redis.Redis, a redis.asyncio.Redis, or both (aclient=)")
+        client, aclient = _sorted_clients(client, aclient)
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without '{{' or '}}', got {prefix!r}")
-        for name, c in (("client", client), ("aclient", aclient)):
-            if c is not None:
-                check_bytes_client(name, c)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+        self.timeout = number("timeout", timeout, strict=True)
         self.prefix = prefix
         self.serializer = resolve_serializer(serializer)
         self.clock = clock or SYSTEM_CLOCK
-        self._breaker = StoreBreaker(failure_threshold=failure_threshold, reset_timeout=reset_timeout)
-        self._lock = threading.Lock()
-        self._failures = failures
         self._client: Any = client
         self._aclient: Any = aclient
         self._owns_clients = False
-        self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
+        self._memo: Memo[Entry] = Memo(whole("memo_bytes", memo_bytes, minimum=0))
+        self._health = Health(
+            StoreBreaker(failure_threshold=failure_threshold, reset_timeout=reset_timeout),
+            self.clock,
+            None if client is None else client.ping,
+            None if aclient is None else self._aping,
+        )
+        self._cleanups: set[asyncio.Task[Any]] = set()
         self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
         self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
+        if client is not None:
+            _warn_unbounded(client, self.timeout)
 
     @classmethod
     def from_url(
@@ -131,69 +163,87 @@ class RedisStore:
         *,
         prefix: str = "resilient:",
         serializer: object = None,
-        failure_threshold: int = 3,
-        reset_timeout: float = 1.0,
+        timeout: float = 0.25,
+        failure_threshold: int = 1,
+        reset_timeout: float = 0.2,
+        memo_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
         **options: Any,
     ) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
 
-        The keywords are the constructor's; other ``options`` go to both clients
-        (``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, so a
-        hung or unreachable server fails fast).
+        The keywords are the constructor's; other ``options`` go to both clients.
+        The clients are bounded by ``timeout``: ``socket_timeout`` and
+        ``socket_connect_timeout`` default to it, and they do not retry by
+        themselves (the store retries a closed connection once on a fresh one).
         """
-        import redis
-        import redis.asyncio
+        try:
+            import redis
+            import redis.asyncio
+            from redis.asyncio.retry import Retry as AsyncRetry
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:
+            raise ImportError(f"RedisStore.from_url needs redis-py: {_EXTRA}") from exc
 
-        options.setdefault("socket_timeout", 1.0)
-        options.setdefault("socket_connect_timeout", 1.0)
+        bound = number("timeout", timeout, strict=True)
+        options.setdefault("socket_timeout", bound)
+        options.setdefault("socket_connect_timeout", bound)
+        sync_retry = options.pop("retry", None) or Retry(NoBackoff(), 0)
+        async_retry = options.pop("aretry", None) or AsyncRetry(NoBackoff(), 0)
         store = cls(
-            redis.Redis.from_url(url, **options),
-            aclient=redis.asyncio.Redis.from_url(url, **options),
+            redis.Redis.from_url(url, retry=sync_retry, **options),
+            aclient=redis.asyncio.Redis.from_url(url, retry=async_retry, **options),
             prefix=prefix,
             serializer=serializer,
+            timeout=bound,
             failure_threshold=failure_threshold,
             reset_timeout=reset_timeout,
+            memo_bytes=memo_bytes,
             clock=clock,
         )
         store._owns_clients = True
         return store
 
     def close(self) -> None:
-        """Close the sync client if this store made it (``from_url``)."""
+        """Stop the probe; close the sync client if this store made it (``from_url``)."""
+        self._health.close()
         if self._owns_clients and self._client is not None:
             self._client.close()
 
     async def aclose(self) -> None:
-        """Close the clients this store made (``from_url``)."""
+        """Stop the probe; close the clients this store made (``from_url``)."""
         self.close()
         if self._owns_clients and self._aclient is not None:
             await self._aclient.aclose()
 
+    @property
+    def available(self) -> bool:
+        """False while the store rests after failures (its probe runs); policies then use their fallback."""
+        return self._health.available
+
     def __repr__(self) -> str:
-        return f"RedisStore(prefix={self.prefix!r}, breaker={self._breaker.state!r})"
+        return f"RedisStore(prefix={self.prefix!r}, breaker={self._health.breaker.state!r})"
 
     # -- keys, records, breaker ------------------------------------------------
 
     def _tag(self, key: str) -> str:
-        if not key or "{" in key or "}" in key:  # keep the hash tag well-formed whatever the key
-            key = "#" + hashlib.sha1(key.encode()).hexdigest()
+        """``P{key}``; a key that is empty, holds a brace, starts with ``#`` or is not valid
+        UTF-8 is hashed to ``#<sha1>`` instead (so no plain key can equal a hashed one)."""
+        if not key or "{" in key or "}" in key or key[0] == "#" or (not key.isascii() and not _utf8(key)):
+            key = "#" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self.prefix}{{{key}}}"
 
     def _decode(self, key: str, data: bytes, now: float | None = None) -> Entry | None:
-        last = self._decoded.get(key)
-        if last is not None and last[0] == data:  # the same bytes as last time: the same entry
-            entry = last[1]
-        else:
+        entry = self._memo.get(key, data)  # the same bytes as last time: the same entry
+        if entry is None:
             try:
                 expires_at, stale_until, delta, payload = unpack_header(data)
                 entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
             except Exception as exc:  # a record that fails to decode is a miss, never a crash
                 emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
                 return None
-            if len(self._decoded) >= _DECODED_MAX:
-                self._decoded.clear()
-            self._decoded[key] = (data, entry)
+            self._memo.put(key, data, entry)
         if now is not None and now >= entry.stale_until:
             return None
         return entry
@@ -225,35 +275,6 @@ class RedisStore:
             )
         return self._aclient
 
-    def _admit(self) -> None:
-        with self._lock:
-            remaining = self._breaker.admit(self.clock.monotonic())
-        if remaining > 0:
-            raise StoreUnavailable(
-                f"redis store unavailable (breaker open, probe in {remaining:.2f}s)", remaining=remaining
-            )
-
-    def _ok(self) -> None:
-        with self._lock:
-            recovered = self._breaker.success()
-        if recovered:
-            emit("redis.recovered", operation="redis")
-
-    def _failed(self, exc: BaseException, method: str, key: str) -> StoreUnavailable:
-        with self._lock:
-            opened = self._breaker.failure(self.clock.monotonic())
-        emit("redis.error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
-        return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")
-
-    def _other(self, exc: BaseException) -> None:
-        """A call ended by something other than a store failure: an answer (RedisError) or a cancellation."""
-        if isinstance(exc, Exception):
-            if self._breaker.state != "closed" or self._breaker.failures:
-                self._ok()
-        elif self._breaker.probing:
-            with self._lock:
-                self._breaker.abandon()
-
     # -- sync ------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
@@ -267,12 +288,17 @@ class RedisStore:
         self._sync("lookup")
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._scripts["lookup"]
-        answer = self._lookup_answer(
-            key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
-        )
-        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
-            reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
-            answer = self._lookup_answer(key, reply, now, token)
+        try:
+            answer = self._lookup_answer(
+                key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
+            )
+            if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+                reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+                answer = self._lookup_answer(key, reply, now, token)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # interrupted: the lease may be granted, give it back
+                self._release_quietly(key, token)
+            raise
         return answer or Lookup(None, None, True)
 
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
@@ -316,18 +342,23 @@ class RedisStore:
         return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
 
     def _run(self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any) -> Any:
-        if self._breaker.state != "closed":
-            self._admit()
-        try:
-            reply = fn(keys, args) if keys else fn(*args, **kw)
-        except self._failures as exc:
-            raise self._failed(exc, method, key) from exc
-        except BaseException as exc:
-            self._other(exc)
-            raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
-        return reply
+        health = self._health
+        if not health.available:
+            raise health.refusal()
+        started = self.clock.monotonic()
+        for attempt in range(ATTEMPTS):
+            try:
+                reply = fn(keys, args) if keys else fn(*args, **kw)
+            except Exception as exc:
+                if attempt + 1 < ATTEMPTS and is_stale_connection(exc):
+                    continue  # a pooled connection closed by a restart: try a fresh one
+                if is_failure(exc):
+                    raise health.failed(exc, method, key, started) from exc
+                health.ok()  # the store answered: this call's own error
+                raise
+            health.ok()
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _lookup_answer(self, key: str, reply: Any, now: float, token: str) -> Lookup | None:
         code, data = reply
@@ -351,12 +382,40 @@ class RedisStore:
         self._async("lookup")
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._ascripts["lookup"]
-        reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
-        answer = self._lookup_answer(key, reply, now, token)
-        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
-            reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+        try:
+            reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
             answer = self._lookup_answer(key, reply, now, token)
+            if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+                reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+                answer = self._lookup_answer(key, reply, now, token)
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):  # cut short: maybe granted
+                self._arelease_later(key, token)
+            raise
         return answer or Lookup(None, None, True)
+
+    def _release_quietly(self, key: str, token: str) -> None:
+        """Give back a lease that an interrupted lookup may have been granted (best effort)."""
+        try:
+            self._run(self._scripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
+        except Exception as exc:
+            emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
+
+    def _arelease_later(self, key: str, token: str) -> None:
+        """Give back, in a task of its own (the caller is being cancelled), a lease maybe granted."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - alookup always runs on a loop
+            return
+        task = loop.create_task(self._arelease_quietly(key, token))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _arelease_quietly(self, key: str, token: str) -> None:
+        try:
+            await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
+        except Exception as exc:
+            emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
 
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
@@ -394,15 +453,77 @@ class RedisStore:
     async def _arun(
         self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any
     ) -> Any:
-        if self._breaker.state != "closed":
-            self._admit()
+        health = self._health
+        if not health.available:
+            raise health.refusal()
+        started = self.clock.monotonic()
         try:
-            reply = await (fn(keys, args) if keys else fn(*args, **kw))
-        except self._failures as exc:
-            raise self._failed(exc, method, key) from exc
-        except BaseException as exc:
-            self._other(exc)
+            async with asyncio.timeout(self.timeout):
+                reply = await self._attempts(fn, keys, args, kw)
+        except Exception as exc:
+            if is_failure(exc):
+                raise health.failed(exc, method, key, started) from exc
+            health.ok()
             raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
+        health.ok()
         return reply
+
+    @staticmethod
+    async def _attempts(fn: Any, keys: tuple[str, ...], args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        for attempt in range(ATTEMPTS):
+            try:
+                return await (fn(keys, args) if keys else fn(*args, **kw))
+            except Exception as exc:
+                if attempt + 1 < ATTEMPTS and is_stale_connection(exc):
+                    continue  # a pooled connection closed by a restart: try a fresh one
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _aping(self) -> Any:
+        async with asyncio.timeout(self.timeout):
+            return await self._aclient.ping()
+
+
+# -- construction helpers ---------------------------------------------------------
+
+
+def _utf8(key: str) -> bool:
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _sorted_clients(client: Any, aclient: Any) -> tuple[Any, Any]:
+    """(sync client, asyncio client), checked; an asyncio ``client`` is taken as ``aclient``."""
+    kind = None if client is None else client_kind(client)
+    if kind == "async":
+        if aclient is not None:
+            raise TypeError(f"client is an asyncio client and aclient is given too: pass a sync client, got {client!r}")
+        client, aclient = None, client
+    elif client is not None and kind is None:
+        raise _client_error("client", client, "a Redis client (sync or asyncio)")
+    if aclient is not None and client_kind(aclient) != "async":
+        raise _client_error("aclient", aclient, "an asyncio Redis client")
+    if client is None and aclient is None:
+        if _redis_missing():
+            raise ImportError(f"RedisStore needs redis-py (or a valkey-py client): {_EXTRA}")
+        raise TypeError("RedisStore needs a client: a redis.Redis, a redis.asyncio.Redis, or both (aclient=)")
+    for name, c in (("client", client), ("aclient", aclient)):
+        if c is not None:
+            check_bytes_client(name, c)
+    return client, aclient
+
+
+def _warn_unbounded(client: Any, timeout: float) -> None:
+    """Warn if the sync client's own settings could hold a caller past ``timeout``."""
+    settings = unblocked_settings(client, timeout)
+    if settings:
+        warnings.warn(
+            f"RedisStore(timeout={timeout!r}): the sync client's {', '.join(settings)} could block a caller "
+            f"longer than the store's timeout; create it with socket_timeout and socket_connect_timeout "
+            f"<= {timeout!r} and retry=Retry(NoBackoff(), 0), or use RedisStore.from_url()",
+            RuntimeWarning,
+            stacklevel=3,
+        )
