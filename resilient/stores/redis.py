@@ -71,6 +71,7 @@ __all__ = ["RedisStore"]
 _FRESH, _LEASED = 0, 1
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
 _EXTRA = 'pip install "resilient[redis]"'
+_RELEASE_PAUSES = (0.0, 0.1)  # a cancelled lookup's lease is released at once, then again 0.1 s later
 
 
 def _redis_missing() -> bool:
@@ -120,9 +121,9 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis | redis.asyncio.Redis | None = None,
+        client: redis.Redis | redis.asyncio.Redis | Any = None,
         *,
-        aclient: redis.asyncio.Redis | None = None,
+        aclient: redis.asyncio.Redis | Any = None,
         prefix: str = "resilient:",
         serializer: object = None,
         timeout: float = 0.25,
@@ -412,10 +413,15 @@ class RedisStore:
         task.add_done_callback(self._cleanups.discard)
 
     async def _arelease_quietly(self, key: str, token: str) -> None:
-        try:
-            await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
-        except Exception as exc:
-            emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
+        """Release now, and once more a moment later: the cancelled request, flushed by its closing
+        connection, may reach Redis after the first release (a second release of the token is harmless)."""
+        for pause in _RELEASE_PAUSES:
+            await asyncio.sleep(pause)
+            try:
+                await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
+            except Exception as exc:
+                emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
+                return
 
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
