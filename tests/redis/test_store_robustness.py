@@ -233,7 +233,7 @@ def test_a_duck_typed_client_is_accepted(client: redis.Redis) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(self._inner, name)
 
-    store = RedisStore(Wrapper(client), timeout=5.0)  # type: ignore[arg-type]
+    store = RedisStore(Wrapper(client), timeout=5.0)
     assert store.set("k", Entry("v", NOW + 60, NOW + 120), now=NOW)
     assert store.get("k").value == "v"  # type: ignore[union-attr]
 
