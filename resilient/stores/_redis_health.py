@@ -21,10 +21,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._clock import Clock
-from .._errors import StoreUnavailable
-from .._events import emit
 from .._machines.store_breaker import StoreBreaker
+from ..core.clock import Clock
+from ..core.errors import StoreUnavailable
+from ..core.events import emit
 
 __all__ = ["ATTEMPTS", "Health", "is_failure", "is_stale_connection"]
 

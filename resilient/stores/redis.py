@@ -43,11 +43,10 @@ import secrets
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._events import emit
 from .._machines._validate import number, whole
 from .._machines.store_breaker import StoreBreaker
-from ..serializers import resolve_serializer
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.events import emit
 from ._memo import Memo
 from ._redis_health import ATTEMPTS, Health, is_failure, is_stale_connection
 from ._redis_lua import (
@@ -61,6 +60,7 @@ from ._redis_lua import (
     unpack_header,
 )
 from .base import Entry, Lookup
+from .serializers import resolve_serializer
 
 if TYPE_CHECKING:
     import redis

@@ -39,8 +39,7 @@ from redis.backoff import NoBackoff
 import resilient as rs
 from resilient.stores.base import Entry, Lookup
 from resilient.stores.redis import RedisStore
-
-from .conftest import bounded_sync_client, freeze, kill, thaw, wait_until
+from tests.redis.conftest import bounded_sync_client, freeze, kill, thaw, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -13,8 +13,7 @@ import resilient as rs
 from resilient.stores.base import Entry
 from resilient.stores.redis import RedisStore
 from resilient.testing import FakeClock, capture_events
-
-from .conftest import async_client, sync_client
+from tests.redis.conftest import async_client, sync_client, wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -104,7 +103,6 @@ def test_rate_limiter_with_a_user_without_eval_is_no_raw_redis_error(client: red
 
 def test_rate_limiter_returns_to_the_shared_bucket_when_redis_is_back(redis_server: Any, redis_url: str) -> None:
     """After the probe sees Redis again, grants come from the shared bucket (one limit for the fleet again)."""
-    from .conftest import wait_until
 
     client = sync_client(redis_url)
     store = RedisStore(client)

@@ -17,9 +17,8 @@ import resilient as rs
 from resilient.stores.base import Entry
 from resilient.stores.redis import RedisStore
 from resilient.testing import capture_events
-
-from ..conftest import gather_all, run_threads
-from .conftest import async_client, bounded_sync_client, freeze, kill, sync_client, thaw, wait_until
+from tests.conftest import gather_all, run_threads
+from tests.redis.conftest import async_client, bounded_sync_client, freeze, kill, sync_client, thaw, wait_until
 
 pytestmark = pytest.mark.redis
 

@@ -19,8 +19,7 @@ import resilient as rs
 from resilient.stores.base import Entry
 from resilient.stores.redis import RedisStore
 from resilient.testing import capture_events
-
-from ..conftest import gather_all
+from tests.conftest import gather_all
 
 pytestmark = pytest.mark.redis
 
