@@ -342,6 +342,16 @@ class RedisStore:
             return math.inf
         return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
 
+    def command(self, name: str, key: str, part: str, *args: Any) -> Any:
+        """Run one Redis command on ``P{key}:part`` (then ``args``) through the store's timeout and breaker.
+
+        For state of the store's own kind kept beside the cache's (a shared
+        circuit breaker's hash, say). Raises ``StoreUnavailable`` as the other
+        methods do.
+        """
+        client = self._sync(name.lower())
+        return self._run(client.execute_command, name.lower(), key, (), (name, f"{self._tag(key)}:{part}", *args))
+
     def _run(self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any) -> Any:
         health = self._health
         if not health.available:
