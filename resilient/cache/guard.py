@@ -18,6 +18,7 @@ coalescing, as with no shared store at all). A store implementation only has to 
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -32,6 +33,7 @@ from ..stores.memory import MemoryStore
 __all__ = ["StoreGuard", "checked_store"]
 
 _FALLBACK_SIZE = 1_000
+_END_OF_TIME = 1e11  # a lookup "now" after any record's expiry
 _STORE_METHODS = ("get", "lookup", "set", "release", "invalidate", "aget", "alookup", "aset", "arelease", "ainvalidate")
 
 
@@ -42,10 +44,11 @@ class StoreGuard:
     store a lease came from, so a lease is only ever used where it was granted.
     """
 
-    __slots__ = ("_lock", "_managed", "active", "clock", "errors", "fallback", "health", "primary")
+    __slots__ = ("_lock", "_managed", "active", "clock", "errors", "fallback", "health", "horizon", "primary")
 
-    def __init__(self, primary: Store, clock: Clock) -> None:
+    def __init__(self, primary: Store, clock: Clock, *, horizon: float = math.inf) -> None:
         self.primary = primary
+        self.horizon = horizon  # a record kept beyond now + horizon was not written by this cache
         self.active: Store = primary
         self.fallback: MemoryStore | None = None
         self.health = StoreHealth()
@@ -67,6 +70,10 @@ class StoreGuard:
         elif self._managed and not self.primary.available:  # type: ignore[attr-defined]
             self.active = active = self._fallback()
         return active
+
+    def beyond(self, entry: Entry | None, now: float) -> bool:
+        """True for an entry kept longer than this cache ever keeps one (crafted, or another's): not a record."""
+        return entry is not None and entry.stale_until > now + self.horizon
 
     def _fallback(self) -> MemoryStore:
         fallback = self.fallback
@@ -129,6 +136,8 @@ class StoreGuard:
         store = self.current()
         try:
             found = store.lookup(key, now=now, lease_ttl=lease_ttl)
+            if self.beyond(found.entry, now):  # no record of ours: ask for the lease as if it had expired
+                found = _without_entry(store.lookup(key, now=_END_OF_TIME, lease_ttl=lease_ttl))
         except Exception as exc:
             fallback = self.failed(exc, "lookup", key, operation)
             return fallback.lookup(key, now=now, lease_ttl=lease_ttl), fallback
@@ -170,6 +179,8 @@ class StoreGuard:
         store = self.current()
         try:
             found = await store.alookup(key, now=now, lease_ttl=lease_ttl)
+            if self.beyond(found.entry, now):  # no record of ours: ask for the lease as if it had expired
+                found = _without_entry(await store.alookup(key, now=_END_OF_TIME, lease_ttl=lease_ttl))
         except Exception as exc:
             fallback = self.failed(exc, "lookup", key, operation)
             return fallback.lookup(key, now=now, lease_ttl=lease_ttl), fallback
@@ -202,6 +213,10 @@ class StoreGuard:
     def __repr__(self) -> str:
         state: Any = "primary" if self.active is self.primary else "fallback"
         return f"StoreGuard({self.primary!r}, using={state})"
+
+
+def _without_entry(found: Lookup) -> Lookup:
+    return Lookup(None, found.lease, found.refreshing)
 
 
 def checked_store(store: Store | None, serializer: Serializer | None) -> Store:

@@ -128,7 +128,10 @@ class Cache(Policy):
         self._random = (rng or random).random
         self.store: Store = checked_store(store, serializer)
         self._key = compile_key(key)
-        self._guard = StoreGuard(self.store, self.clock)
+        # Seconds past now beyond which no record of this cache can be kept (its lifetime, plus 5 s of
+        # clock skew between writers): a record kept longer is treated as undecodable.
+        self._horizon = self.ttl + self.ttl_jitter + self.stale_ttl + 5.0
+        self._guard = StoreGuard(self.store, self.clock, horizon=self._horizon)
         self.flight = SingleFlight()
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
@@ -187,7 +190,7 @@ class Cache(Policy):
     def bind(self, inner: SyncStep) -> SyncStep:
         key_of, guard, primary = self._key, self._guard, self.store
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        reach = self._reach
+        reach, horizon = self._reach, self._horizon
         hit = self._hits.incr
         slow = self._slow
 
@@ -198,9 +201,13 @@ class Cache(Policy):
                 entry = store.get(key) if store is primary else guard.get(key, ctx.operation)
             except Exception as exc:
                 entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and now() < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
+            if entry is not None:
+                t = now()
+                if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                    entry = None
+                elif t < entry.expires_at - entry.delta * reach:
+                    hit()
+                    return entry.value
             return slow(ctx, key, entry, inner)
 
         return cache_step
@@ -209,7 +216,7 @@ class Cache(Policy):
         key_of, guard, primary = self._key, self._guard, self.store
         local = getattr(primary, "in_process", False) is True
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        reach = self._reach
+        reach, horizon = self._reach, self._horizon
         hit = self._hits.incr
         aslow = self._aslow
 
@@ -225,9 +232,13 @@ class Cache(Policy):
                     entry = await store.aget(key)
                 except Exception as exc:
                     entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and now() < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
+            if entry is not None:
+                t = now()
+                if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                    entry = None
+                elif t < entry.expires_at - entry.delta * reach:
+                    hit()
+                    return entry.value
             return await aslow(ctx, key, entry, inner)
 
         return cache_step
