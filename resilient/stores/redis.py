@@ -113,7 +113,8 @@ class RedisStore:
         serializer: JSON (default), or anything with ``dumps``/``loads``
             (``resilient.PickleSerializer(key=...)`` for signed pickle).
         timeout: seconds a call may take before it counts as a store failure (> 0).
-        failure_threshold: failures (those of one outage counting once) that open the breaker.
+        failure_threshold: failures (those of one outage counting once) that open the breaker; with
+            the default 1 the first failure rests the store and its probe brings it back within reset_timeout.
         reset_timeout: seconds between the probe's pings while the breaker is open (0 < s <= 5).
         memo_bytes: bound of the per-process memo of decoded records (>= 0; 0 keeps none).
         clock: monotonic time for the breaker (``FakeClock`` in tests).
