@@ -1,4 +1,4 @@
-"""The record format, Lua scripts and client checks of :class:`resilient.stores.redis.RedisStore`.
+"""The record format and Lua scripts of :class:`resilient.stores.redis.RedisStore`.
 
 A record is one Redis string: ``b"R1 <expires_at> <stale_until> <delta>\\n" + payload``
 (times as wall-clock epoch seconds, ``repr`` of a float; ``payload`` from the
@@ -8,23 +8,11 @@ which share a hash tag, so it runs on Redis Cluster too.
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Any
 
 from .base import Entry
 
-__all__ = [
-    "MAX_TIME",
-    "SCRIPTS",
-    "bucket_args",
-    "check_bytes_client",
-    "client_kind",
-    "pack",
-    "px",
-    "unblocked_settings",
-    "unpack_header",
-]
+__all__ = ["MAX_TIME", "SCRIPTS", "bucket_args", "pack", "px", "unpack_header"]
 
 _MAGIC = b"R1"
 #: Times in a record beyond this (the year 5138) are not times: such a record does not decode.
@@ -104,56 +92,3 @@ def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[f
     if not rate > 0 or not burst > 0 or not tokens > 0:
         raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
     return (rate, burst, now, tokens)
-
-
-# -- clients ------------------------------------------------------------------
-
-
-def client_kind(client: Any) -> str | None:
-    """``"async"``, ``"sync"``, or None for something that is not a Redis client.
-
-    Duck-typed (``execute_command`` and ``register_script``), so redis-py and
-    valkey-py clients, plain or Cluster, are all accepted.
-    """
-    execute = getattr(client, "execute_command", None)
-    if not callable(execute) or not callable(getattr(client, "register_script", None)):
-        return None
-    return "async" if inspect.iscoroutinefunction(execute) else "sync"
-
-
-def check_bytes_client(name: str, client: Any) -> None:
-    """Refuse a client that decodes replies to str: records are bytes."""
-    encoder = getattr(client, "get_encoder", None)
-    if callable(encoder) and getattr(encoder(), "decode_responses", False):
-        raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")
-
-
-def _connection_kwargs(client: Any) -> dict[str, Any]:
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if kwargs is None:  # a Cluster client keeps them on its nodes manager
-        kwargs = getattr(getattr(client, "nodes_manager", None), "connection_kwargs", None)
-    return kwargs if isinstance(kwargs, dict) else {}
-
-
-def _retries(client: Any, kwargs: dict[str, Any]) -> int:
-    retry = kwargs.get("retry") or getattr(client, "retry", None)
-    if retry is None:
-        get_retry = getattr(client, "get_retry", None)
-        retry = get_retry() if callable(get_retry) else None
-    count = getattr(retry, "_retries", 0)
-    return count if isinstance(count, int) else 0
-
-
-def unblocked_settings(client: Any, timeout: float) -> list[str]:
-    """The settings of a sync ``client`` that could block one call longer than ``timeout`` seconds."""
-    kwargs = _connection_kwargs(client)
-    found = []
-    for setting in ("socket_timeout", "socket_connect_timeout") if kwargs else ():
-        value = kwargs.get(setting)
-        if value is None or value > timeout:
-            found.append(f"{setting}={value!r}")
-    retries = _retries(client, kwargs)
-    if retries > 0:
-        found.append(f"retry={retries} retries")
-    return found

@@ -40,7 +40,6 @@ import asyncio
 import hashlib
 import math
 import secrets
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from .._machines._validate import number, whole
@@ -48,17 +47,9 @@ from .._machines.store_breaker import StoreBreaker
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.events import emit
 from ._memo import Memo
+from ._redis_client import EXTRA, sorted_clients, warn_unbounded
 from ._redis_health import ATTEMPTS, Health, is_failure, is_stale_connection
-from ._redis_lua import (
-    SCRIPTS,
-    bucket_args,
-    check_bytes_client,
-    client_kind,
-    pack,
-    px,
-    unblocked_settings,
-    unpack_header,
-)
+from ._redis_lua import SCRIPTS, bucket_args, pack, px, unpack_header
 from .base import Entry, Lookup
 from .serializers import resolve_serializer
 
@@ -70,22 +61,7 @@ __all__ = ["RedisStore"]
 
 _FRESH, _LEASED = 0, 1
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
-_EXTRA = 'pip install "resilient[redis]"'
 _RELEASE_PAUSES = (0.0, 0.1)  # a cancelled lookup's lease is released at once, then again 0.1 s later
-
-
-def _redis_missing() -> bool:
-    try:
-        import redis  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
-def _client_error(name: str, client: object, want: str) -> Exception:
-    if _redis_missing():
-        return ImportError(f"RedisStore needs redis-py (or a valkey-py client): {_EXTRA}")
-    return TypeError(f"{name} must be {want} (redis-py or valkey-py), got {client!r}")
 
 
 class RedisStore:
@@ -133,7 +109,7 @@ class RedisStore:
         memo_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
     ) -> None:
-        client, aclient = _sorted_clients(client, aclient)
+        client, aclient = sorted_clients(client, aclient)
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without '{{' or '}}', got {prefix!r}")
         if clock is not None and not isinstance(clock, Clock):
@@ -156,7 +132,7 @@ class RedisStore:
         self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
         self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
         if client is not None:
-            _warn_unbounded(client, self.timeout)
+            warn_unbounded(client, self.timeout)
 
     @classmethod
     def from_url(
@@ -186,7 +162,7 @@ class RedisStore:
             from redis.backoff import NoBackoff
             from redis.retry import Retry
         except ImportError as exc:
-            raise ImportError(f"RedisStore.from_url needs redis-py: {_EXTRA}") from exc
+            raise ImportError(f"RedisStore.from_url needs redis-py: {EXTRA}") from exc
 
         bound = number("timeout", timeout, strict=True)
         options.setdefault("socket_timeout", bound)
@@ -501,46 +477,9 @@ class RedisStore:
             return await self._aclient.ping()
 
 
-# -- construction helpers ---------------------------------------------------------
-
-
 def _utf8(key: str) -> bool:
     try:
         key.encode()
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _sorted_clients(client: Any, aclient: Any) -> tuple[Any, Any]:
-    """(sync client, asyncio client), checked; an asyncio ``client`` is taken as ``aclient``."""
-    kind = None if client is None else client_kind(client)
-    if kind == "async":
-        if aclient is not None:
-            raise TypeError(f"client is an asyncio client and aclient is given too: pass a sync client, got {client!r}")
-        client, aclient = None, client
-    elif client is not None and kind is None:
-        raise _client_error("client", client, "a Redis client (sync or asyncio)")
-    if aclient is not None and client_kind(aclient) != "async":
-        raise _client_error("aclient", aclient, "an asyncio Redis client")
-    if client is None and aclient is None:
-        if _redis_missing():
-            raise ImportError(f"RedisStore needs redis-py (or a valkey-py client): {_EXTRA}")
-        raise TypeError("RedisStore needs a client: a redis.Redis, a redis.asyncio.Redis, or both (aclient=)")
-    for name, c in (("client", client), ("aclient", aclient)):
-        if c is not None:
-            check_bytes_client(name, c)
-    return client, aclient
-
-
-def _warn_unbounded(client: Any, timeout: float) -> None:
-    """Warn if the sync client's own settings could hold a caller past ``timeout``."""
-    settings = unblocked_settings(client, timeout)
-    if settings:
-        warnings.warn(
-            f"RedisStore(timeout={timeout!r}): the sync client's {', '.join(settings)} could block a caller "
-            f"longer than the store's timeout; create it with socket_timeout and socket_connect_timeout "
-            f"<= {timeout!r} and retry=Retry(NoBackoff(), 0), or use RedisStore.from_url()",
-            RuntimeWarning,
-            stacklevel=3,
-        )
