@@ -22,6 +22,7 @@ from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
+from .policies.batch import Batch, BatchLoader
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.cache import Cache
@@ -45,6 +46,8 @@ __all__ = [
     "AdaptiveThrottle",
     "AsyncResilientTransport",
     "Backoff",
+    "Batch",
+    "BatchLoader",
     "Bulkhead",
     "BulkheadFullError",
     "Cache",
