@@ -28,10 +28,12 @@ from .policies.bulkhead import Bulkhead
 from .policies.cache import Cache
 from .policies.coalesce import Coalesce
 from .policies.fallback import Fallback
+from .policies.once import OncePer
 from .policies.perkey import PerKey
 from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
+from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .serializers import JsonSerializer, PickleSerializer
@@ -67,6 +69,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "OncePer",
     "Outcome",
     "PerKey",
     "PickleSerializer",
@@ -82,6 +85,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "Spread",
     "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
