@@ -196,3 +196,19 @@ def test_a_sigkilled_runner_blocks_the_period_at_most_for_the_lease_ttl(redis_ur
     assert outcome == "ran"
     assert runs == 2
     assert waited < lease_ttl + 1.0
+
+
+def test_a_store_that_fails_degrades_to_this_process() -> None:
+    """With Redis unreachable the job still runs once per period in this process, raising no store error."""
+    from ..conftest import free_port
+
+    client = sync_client(f"redis://127.0.0.1:{free_port()}/0")
+    once = rs.OncePer(3600, store=RedisStore(client), clock=FixedWall(HOUR))
+    try:
+        with capture_events() as events:
+            assert once.call(lambda: "ran") == "ran"
+            assert once.call(lambda: "ran") is None
+    finally:
+        client.close()
+    assert "once.store_error" in [e["event"] for e in events]
+    assert once.stats()["store_errors"] >= 1
