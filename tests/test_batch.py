@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resilient as rs
@@ -305,7 +305,7 @@ async def test_policies_wrap_the_batch_function() -> None:
 calls_strategy = st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["keep", "before", "during"])), max_size=25)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(callers=calls_strategy, max_size=st.integers(1, 4))
 def test_random_cancellations_leave_nothing_behind(callers: list[tuple[int, str]], max_size: int) -> None:
     """Whatever callers are cancelled and when, no entry is left pending, survivors get their
