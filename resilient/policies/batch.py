@@ -14,10 +14,10 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._events import emit
 from .._machines.batch import BatchWindow
-from .._policy import operation_name
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.events import emit
+from ..core.policy import operation_name
 
 __all__ = ["Batch", "BatchLoader"]
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
-from .._errors import StoreUnavailable
-from .._events import emit
-from .._keys import compile_key
 from .._machines._validate import number
 from .._machines.schedule import period_of
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context
+from ..core.errors import StoreUnavailable
+from ..core.events import emit
+from ..core.keys import compile_key
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 from ..stores.base import Entry, Store
 from ..stores.memory import MemoryStore
 

@@ -10,7 +10,7 @@ import pytest
 
 from resilient.testing import no_waiting
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_batch_loader_example(capsys: pytest.CaptureFixture[str]) -> None:
