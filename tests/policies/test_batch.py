@@ -202,10 +202,12 @@ async def test_cancelled_caller_leaves_the_window() -> None:
 
     gone = asyncio.ensure_future(fetch.aload("gone"))
     kept = asyncio.ensure_future(fetch.aload("kept"))
-    await asyncio.sleep(0)
-    gone.cancel()
-    assert await kept == "kept"
-    await settle([gone, kept])
+    try:
+        await asyncio.sleep(0)
+        gone.cancel()
+        assert await kept == "kept"
+    finally:
+        await settle([gone, kept])
     assert seen == [["kept"]]
     assert fetch.pending == 0
 

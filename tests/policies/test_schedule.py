@@ -210,9 +210,11 @@ async def test_a_cancelled_run_releases_the_period() -> None:
         return "ran"
 
     task = asyncio.ensure_future(once.acall(slow))
-    await started.wait()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    try:
+        await started.wait()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     assert await once.acall(quick) == "ran"
 
 
