@@ -5,7 +5,9 @@
   cluster that is down). Anything else the server or client raised (a wrong
   type, OOM on one write, a key that cannot be encoded) is an answer about
   that call only: it is raised to the caller and leaves the store healthy.
-* Failures of one outage count once (see :class:`StoreBreaker`).
+* Failures of one outage count once (see :class:`StoreBreaker`); a call that
+  times out while the server answers other calls meanwhile was slow, not a
+  sign of an outage: it fails alone, uncounted.
 * Once the breaker opens, calls are refused at once (``StoreUnavailable`` with
   ``refused=True``) and **one probe per process** PINGs the server every
   ``reset_timeout`` seconds, in a daemon thread (sync client) or a task on the
@@ -57,7 +59,7 @@ def is_stale_connection(exc: BaseException) -> bool:
 class Health:
     """The breaker of one store, its lock, and its probe."""
 
-    __slots__ = ("_aping", "_lock", "_ping", "_stop", "_tasks", "breaker", "clock")
+    __slots__ = ("_aping", "_lock", "_ping", "_stop", "_tasks", "answers", "breaker", "clock")
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Health:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.answers = 0  # calls answered so far (approximate under threads: only compared for change)
 
     @property
     def available(self) -> bool:
@@ -89,14 +92,21 @@ class Health:
 
     def ok(self) -> None:
         """A call reached the store."""
+        self.answers += 1
         if self.breaker.failures or self.breaker.state != "closed":
             with self._lock:
                 recovered = self.breaker.success()
             if recovered:
                 emit("redis.recovered", operation="redis")
 
-    def failed(self, exc: BaseException, method: str, key: str, started: float) -> StoreUnavailable:
-        """Record the failure of a call begun at ``started``; start the probe if the breaker opened."""
+    def failed(self, exc: BaseException, method: str, key: str, started: float, answers: int) -> StoreUnavailable:
+        """Record the failure of a call begun at ``started``; start the probe if the breaker opened.
+
+        A call that timed out while the store answered others (``answers`` changed since it began:
+        a burst of new connections, say) was slow, not a sign of an outage: it fails alone.
+        """
+        if self.answers != answers and not is_stale_connection(exc):
+            return StoreUnavailable(f"redis store too slow in {method}(): {exc!r}")
         with self._lock:
             counted = started >= self.breaker.last_failure and self.breaker.state == "closed"
             opened = self.breaker.failure(self.clock.monotonic(), started)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from .._machines._validate import number, whole
 from .._machines.store_breaker import StoreBreaker
 from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.errors import StoreUnavailable
 from ..core.events import emit
 from ._memo import Memo
 from ._redis_client import EXTRA, sorted_clients, warn_unbounded
@@ -333,7 +334,7 @@ class RedisStore:
         health = self._health
         if not health.available:
             raise health.refusal()
-        started = self.clock.monotonic()
+        started, answers = self.clock.monotonic(), health.answers
         for attempt in range(ATTEMPTS):
             try:
                 reply = fn(keys, args) if keys else fn(*args, **kw)
@@ -341,7 +342,7 @@ class RedisStore:
                 if attempt + 1 < ATTEMPTS and is_stale_connection(exc):
                     continue  # a pooled connection closed by a restart: try a fresh one
                 if is_failure(exc):
-                    raise health.failed(exc, method, key, started) from exc
+                    raise health.failed(exc, method, key, started, answers) from exc
                 health.ok()  # the store answered: this call's own error
                 raise
             health.ok()
@@ -377,7 +378,7 @@ class RedisStore:
                 reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
                 answer = self._lookup_answer(key, reply, now, token)
         except BaseException as exc:
-            if not isinstance(exc, Exception) or isinstance(exc, TimeoutError):  # cut short: maybe granted
+            if not isinstance(exc, Exception) or _cut_short(exc):  # the request may have been granted
                 self._arelease_later(key, token)
             raise
         return answer or Lookup(None, None, True)
@@ -449,13 +450,13 @@ class RedisStore:
         health = self._health
         if not health.available:
             raise health.refusal()
-        started = self.clock.monotonic()
+        started, answers = self.clock.monotonic(), health.answers
         try:
             async with asyncio.timeout(self.timeout):
                 reply = await self._attempts(fn, keys, args, kw)
         except Exception as exc:
             if is_failure(exc):
-                raise health.failed(exc, method, key, started) from exc
+                raise health.failed(exc, method, key, started, answers) from exc
             health.ok()
             raise
         health.ok()
@@ -475,6 +476,11 @@ class RedisStore:
     async def _aping(self) -> Any:
         async with asyncio.timeout(self.timeout):
             return await self._aclient.ping()
+
+
+def _cut_short(exc: BaseException) -> bool:
+    """A lookup that failed after its request may have been sent (a timeout), not one refused unsent."""
+    return isinstance(exc, TimeoutError) or (isinstance(exc, StoreUnavailable) and not exc.refused)
 
 
 def _utf8(key: str) -> bool:
