@@ -44,7 +44,19 @@ class StoreGuard:
     store a lease came from, so a lease is only ever used where it was granted.
     """
 
-    __slots__ = ("_lock", "_managed", "active", "clock", "errors", "fallback", "health", "horizon", "primary")
+    __slots__ = (
+        "_cool",
+        "_cool_until",
+        "_lock",
+        "_managed",
+        "active",
+        "clock",
+        "errors",
+        "fallback",
+        "health",
+        "horizon",
+        "primary",
+    )
 
     def __init__(self, primary: Store, clock: Clock, *, horizon: float = math.inf) -> None:
         self.primary = primary
@@ -56,6 +68,11 @@ class StoreGuard:
         self.errors = Counter()
         self._lock = threading.Lock()
         self._managed = isinstance(getattr(type(primary), "available", None), property)
+        # After a store failure, calls keep to the fallback this long even if the store still takes calls
+        # (its own timeout): the rest of the failed call, and its neighbours, do not wait on it once more.
+        timeout = getattr(primary, "timeout", None)
+        self._cool = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else 0.25
+        self._cool_until = -math.inf
 
     # -- switching ---------------------------------------------------------------
     def current(self) -> Store:
@@ -63,7 +80,7 @@ class StoreGuard:
         active = self.active
         if active is not self.primary:
             if self._managed:
-                if self.primary.available:  # type: ignore[attr-defined]
+                if self.primary.available and self.clock.monotonic() >= self._cool_until:  # type: ignore[attr-defined]
                     self.active = active = self.primary
             elif self.health.usable(self.clock.monotonic()):
                 self.active = active = self.primary  # probe it again
@@ -109,8 +126,9 @@ class StoreGuard:
             self.errors.incr()
             self._told(exc, op, key, operation, call_only=True)
             return fallback
-        if not self.primary.available:  # type: ignore[attr-defined]
-            self.active = fallback
+        if not exc.refused:  # a real failure: this call and its neighbours keep off the store for a moment
+            self._cool_until = self.clock.monotonic() + self._cool
+        self.active = fallback
         if not exc.refused:
             self.errors.incr()
             self._told(exc, op, key, operation, retry_in=round(exc.remaining, 3))

@@ -54,3 +54,15 @@ def test_a_per_call_error_leaves_the_other_keys_on_the_store() -> None:
     assert guard.active is store
     assert guard.errors.value == 1
     assert [e["call_only"] for e in events if e["event"] == "cache.store_error"] == [True]
+
+
+def test_after_a_failure_calls_keep_to_the_fallback_for_the_store_timeout() -> None:
+    """A real failure (not a refusal) keeps the rest of that call, and its neighbours, off the store for a moment."""
+    store = Resting()
+    clock = FakeClock()
+    guard = StoreGuard(store, clock)
+    guard.failed(rs.StoreUnavailable("timed out"), "get", "k", "op")
+    assert store.available
+    assert guard.current() is guard.fallback  # the same call's lookup does not wait on the store again
+    clock.advance(0.25)
+    assert guard.current() is store

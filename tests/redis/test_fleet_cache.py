@@ -199,6 +199,7 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
         assert "cache.store_error" in [e["event"] for e in events]
         redis_server.start()
         wait_until(lambda: store.available)  # the store's own probe saw the restart
+        clock.advance(1.0)  # past the cache's short cool-off after the last failure (the store's timeout)
         for n in range(20, 25):
             assert origin(n) == f"v{n}"
         assert client.get("resilient:{item:24}:v") is not None
