@@ -67,7 +67,7 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
         if delay is None:
             if plan.cut_short:
                 raise cache._lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait, deadline=False)
             return fetch(cache, ctx, key, inner, store, None, found.entry)
         sleep(clock, delay)
 
@@ -93,7 +93,7 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
         if delay is None:
             if plan.cut_short:
                 raise cache._lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait, deadline=False)
             return await afetch(cache, ctx, key, inner, store, None, found.entry)
         await asleep(clock, delay)
 
@@ -181,7 +181,7 @@ def refresh(cache: Cache, ctx: Context, key: str, inner: SyncStep, due_at: float
     try:
         fetch(cache, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)
 
@@ -195,6 +195,6 @@ async def arefresh(cache: Cache, ctx: Context, key: str, inner: AsyncStep, due_a
     try:
         await afetch(cache, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)

@@ -19,7 +19,8 @@ Rules the transports apply whatever the policy:
 * ``Retry-After`` (429, 503) replaces the backoff delay (``rs.Retry`` reads it).
 * A response a retry discards is closed before the next attempt; one of 400
   or above is read and its connection released at once.
-* ``Context.operation`` is ``"METHOD host/path"``; ``ctx.key``, the default
+* ``Context.operation`` is ``"METHOD host"`` (``route=`` adds a route template);
+  ``ctx.key``, the default
   key of ``rs.Cache`` and ``rs.Coalesce``, is :func:`request_key`: method, URL
   and a hash of ``Authorization`` and ``Cookie`` (never the values), so two
   users never share a response. :func:`request_of` gives custom keys the request.
@@ -101,24 +102,24 @@ def client(policy: Policy, **kwargs: Any) -> httpx.Client:
 
     ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
     ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
-    ``transport=`` to wrap your own); ``clock=`` goes to the resilient transport
-    (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
+    ``transport=`` to wrap your own); ``clock=``, ``route=`` and ``observe=`` go to
+    the resilient transport (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
     are used as they are (wrap them in :class:`ResilientTransport` yourself),
     and proxies from the environment (``HTTPS_PROXY``, ...) are not applied:
     pass ``proxy=``.
     """
-    clock = kwargs.pop("clock", None)
+    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.HTTPTransport(**options)
-    return httpx.Client(transport=ResilientTransport(policy, inner, clock=clock), **kwargs)
+    return httpx.Client(transport=ResilientTransport(policy, inner, **own), **kwargs)
 
 
 def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose requests all run through ``policy`` (see :func:`client`)."""
-    clock = kwargs.pop("clock", None)
+    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(**options)
-    return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, clock=clock), **kwargs)
+    return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, **own), **kwargs)
 
 
 def request_of(ctx: Context) -> httpx.Request | None:

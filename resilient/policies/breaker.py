@@ -45,7 +45,7 @@ from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisS
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context
 from .._errors import CircuitOpenError
-from .._events import emit
+from .._events import emit, failure
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from .._outcome import compile_on
 from .._policy import AsyncStep, Policy, SyncStep
@@ -228,7 +228,7 @@ class CircuitBreaker(Policy):
             remaining=verdict.remaining,
         )
 
-    def _failed(self, generation: int, operation: str, error: BaseException | None) -> None:
+    def _failed(self, generation: int, operation: str, error: BaseException | None, value: object = None) -> None:
         self._failures.incr()
         storage = self._storage
         with self._lock:
@@ -245,7 +245,7 @@ class CircuitBreaker(Policy):
                 calls, rate = self._machine.failure_rate_now(self.clock.monotonic())
                 self._move(target, self.clock.time())
         if target is not None:
-            fields: dict[str, Any] = {"error": None if error is None else type(error).__name__}
+            fields: dict[str, Any] = failure(error, value)
             if probe:
                 fields["probe"] = True
             elif self._machine.consecutive:
@@ -316,7 +316,7 @@ class CircuitBreaker(Policy):
                     released(generation)
                 raise
             if matches_result is not None and matches_result(value):
-                failed(generation, ctx.operation, None)
+                failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
                     if storage.counter:
@@ -357,7 +357,7 @@ class CircuitBreaker(Policy):
                     released(generation)
                 raise
             if matches_result is not None and matches_result(value):
-                failed(generation, ctx.operation, None)
+                failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
                     if storage.counter:

@@ -283,7 +283,7 @@ class Cache(Policy):
         try:
             refresh(self, ctx, key, inner, due_at)
         except Exception as exc:  # a refresh never fails a caller; it is told
-            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
         finally:
             self._end_refresh(key)
 
@@ -297,7 +297,7 @@ class Cache(Policy):
         try:
             await arefresh(self, ctx, key, inner, due_at)
         except Exception as exc:
-            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
         finally:
             self._end_refresh(key)
 
@@ -311,9 +311,9 @@ class Cache(Policy):
     def _served_stale(self, ctx: Context, key: str, entry: Entry, error: BaseException | None = None) -> Any:
         self._stale_served.incr()
         if error is None:
-            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at)
+            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at, error=None)
         else:
-            emit("cache.stale_served", operation=ctx.operation, key=key, error=f"{type(error).__name__}: {error}")
+            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at, error=error)
         return entry.value
 
     def _waiting(self, ctx: Context, key: str) -> PollPlan:
@@ -322,12 +322,12 @@ class Cache(Policy):
         return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
 
     def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
-        emit("cache.lock_timeout", operation=ctx.operation, key=key, deadline=True)
+        emit("cache.lock_timeout", operation=ctx.operation, key=key, waited=None, deadline=True)
         return CacheLockTimeout(f"{ctx.operation}: the deadline passed while waiting for another refresh of {key!r}")
 
     def _joined(self, ctx: Context, key: str) -> None:
         self._coalesced.incr()
-        emit("coalesce.joined", operation=ctx.operation, key=key)
+        emit("coalesce.joined", operation=ctx.operation, key=key, policy="cache")
 
     # -- management ----------------------------------------------------------------
     def invalidate(self, key: str) -> None:

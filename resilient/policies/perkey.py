@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._context import Context
+from .._events import current_partition as partition
 from .._machines._validate import whole
 from .._policy import AsyncStep, Policy, SyncStep
 from .._stats import Counter
@@ -85,7 +86,7 @@ class PerKey(Policy):
         key: how a call's key is found, either
             * a callable receiving the call's :class:`~resilient.Context` and
               returning a string (``lambda ctx: ctx.operation`` keys by function,
-              or by ``"GET host/path"`` through the httpx transports), or
+              or by ``"GET host"`` through the httpx transports), or
             * a template formatted with the call's arguments bound to the
               function's parameter names, defaults applied:
               ``key="{host}"`` for ``def fetch(host, path="/")``.
@@ -157,11 +158,16 @@ class PerKey(Policy):
         key_of, slot_of = self._key, self._slot
 
         def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+            key = key_of(ctx)
+            slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.bind(inner)
-            return step(ctx)
+            token = partition.set(key)  # the inner policy's events carry the key
+            try:
+                return step(ctx)
+            finally:
+                partition.reset(token)
 
         return per_key_step
 
@@ -170,11 +176,16 @@ class PerKey(Policy):
         key_of, slot_of = self._key, self._slot
 
         async def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+            key = key_of(ctx)
+            slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.abind(inner)
-            return await step(ctx)
+            token = partition.set(key)
+            try:
+                return await step(ctx)
+            finally:
+                partition.reset(token)
 
         return per_key_step
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from .._clock import SYSTEM_CLOCK, Clock
 from .._context import Context, replay_forbidden
 from .._drivers import drive_retry, drive_retry_async
-from .._events import emit
+from .._events import emit, failure
 from .._machines._validate import number, whole
 from .._machines.backoff import Backoff, FullJitter
 from .._machines.budget import BudgetWindow
@@ -118,28 +118,30 @@ class RetryCall:
         else:
             decision = self._plan.next(self.clock.monotonic(), retry_after)
         if isinstance(decision, Sleep) and policy.budget is not None and not policy.budget.try_withdraw():
-            emit("retry.budget_exhausted", operation=self.ctx.operation, key=None, attempt=self._plan.made)
+            emit(
+                "retry.budget_exhausted",
+                operation=self.ctx.operation,
+                attempt=self._plan.made,
+                **failure(outcome.error, outcome.value),
+            )
             decision = GiveUp("budget")
-        error = None if outcome.error is None else type(outcome.error).__name__
         if isinstance(decision, GiveUp):
             policy._gave_up.incr()
             emit(
                 "retry.gave_up",
                 operation=self.ctx.operation,
-                key=None,
                 reason=decision.reason,
                 attempts=self._plan.made,
-                error=error,
+                **failure(outcome.error, outcome.value),
             )
         else:
             policy._retries.incr()
             emit(
                 "retry.attempt",
                 operation=self.ctx.operation,
-                key=None,
                 attempt=self._plan.made,
                 delay=decision.delay,
-                error=error,
+                **failure(outcome.error, outcome.value),
                 retry_after=retry_after,
             )
         return decision
