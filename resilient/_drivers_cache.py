@@ -101,6 +101,15 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
 # -- one origin call -----------------------------------------------------------------
 
 
+def _observed(cache: Cache, started: float, error: BaseException | None) -> None:
+    """Tell the cache's origin observers how long the call took (nothing when there are none)."""
+    observers = cache.origin_observers
+    if observers:
+        seconds = cache.clock.monotonic() - started
+        for observe in observers:
+            observe(seconds, error)
+
+
 def fetch(
     cache: Cache, ctx: Context, key: str, inner: SyncStep, store: Store, lease: str | None, stale: Entry | None
 ) -> Any:
@@ -117,6 +126,7 @@ def fetch(
         value = inner(ctx)
     except Exception as exc:
         cache._errors.incr()
+        _observed(cache, started, exc)
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         fallback = _usable_stale(cache, stale)
@@ -127,6 +137,7 @@ def fetch(
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         raise
+    _observed(cache, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = cache._entry(value, clock.monotonic() - started)
@@ -146,6 +157,7 @@ async def afetch(
         value = await inner(ctx)
     except Exception as exc:
         cache._errors.incr()
+        _observed(cache, started, exc)
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         fallback = _usable_stale(cache, stale)
@@ -156,6 +168,7 @@ async def afetch(
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         raise
+    _observed(cache, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = cache._entry(value, clock.monotonic() - started)

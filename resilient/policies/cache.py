@@ -142,6 +142,8 @@ class Cache(Policy):
         self._coalesced = Counter()
         self._origin_calls = Counter()
         self._errors = Counter()
+        #: ``observe(seconds, error)`` callables told of every origin call (see :meth:`observe_origin`).
+        self.origin_observers: tuple[Callable[[float, BaseException | None], None], ...] = ()
 
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
@@ -330,6 +332,18 @@ class Cache(Policy):
         emit("coalesce.joined", operation=ctx.operation, key=key, policy="cache")
 
     # -- management ----------------------------------------------------------------
+    def observe_origin(self, observe: Callable[[float, BaseException | None], None]) -> None:
+        """Call ``observe(seconds, error)`` after every origin call (a miss or a refresh).
+
+        ``error`` is the exception the origin raised, ``None`` on success; the
+        seconds are read on the cache's clock. A hit costs nothing: only origin
+        calls are timed (``resilient.metrics`` feeds its duration histogram so).
+        """
+        if not callable(observe):
+            raise TypeError(f"observe must be a callable (seconds, error), got {observe!r}")
+        with self._lock:
+            self.origin_observers = (*self.origin_observers, observe)
+
     def invalidate(self, key: str) -> None:
         """Delete ``key`` (the formatted key) and void refreshes in flight for it."""
         self.flight.forget(key)
