@@ -3,7 +3,7 @@
 The table in docs/events.md is the single source. :func:`violations` says what
 is wrong with one emitted event; :func:`emit_sites` walks the library's
 ``emit(...)`` calls statically. ``tests/conftest.py`` checks every event any
-test makes, ``tests/test_events_schema.py`` checks the emit sites.
+test makes, ``tests/core/test_events_schema.py`` checks the emit sites.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .. import __version__, add_listener, remove_listener
+from .. import __version__
+from ..core.events import add_listener, remove_listener
 from .collect import EVENTS, FAMILIES, ORIGIN_DURATION, ORIGIN_ERRORS, EventCounts, Family, Watched, caches, samples
 from .prometheus import BUCKETS, check_name
 

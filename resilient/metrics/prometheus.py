@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .. import add_listener, remove_listener
+from ..core.events import add_listener, remove_listener
 from .collect import EVENTS, FAMILIES, ORIGIN_DURATION, ORIGIN_ERRORS, EventCounts, Family, Watched, caches, samples
 
 __all__ = ["BUCKETS", "Prometheus"]

@@ -10,11 +10,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .._context import Context
-from .._events import current_partition as partition
 from .._machines._validate import whole
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.context import Context
+from ..core.events import current_partition as partition
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["PerKey"]
 
