@@ -146,3 +146,20 @@ def test_close_removes_the_metrics_and_the_listener() -> None:
     prom.watch(rs.Retry(), "r")
     prom.close()
     assert not [key for key in scrape(registry) if key[0].startswith("resilient_")]
+
+
+def test_watching_changes_nothing_a_call_runs() -> None:
+    """watch() leaves every policy's state as it was; a cache only gains an observer of its origin calls."""
+    registry = CollectorRegistry()
+    prom = Prometheus(registry)
+    try:
+        retry, breaker, bulkhead, cache = rs.Retry(), rs.CircuitBreaker(), rs.Bulkhead(2), rs.Cache(ttl=60)
+        before = [dict(vars(p)) for p in (retry, breaker, bulkhead)]
+        prom.watch(rs.pipeline(retry, breaker, bulkhead), "p")
+        prom.watch(cache, "c")
+        assert [dict(vars(p)) for p in (retry, breaker, bulkhead)] == before
+        assert len(cache._origin_observers) == 1
+        prom.watch(cache, "c")  # watched again: not timed twice
+        assert len(cache._origin_observers) == 1
+    finally:
+        prom.close()
