@@ -13,6 +13,7 @@ policy's place in its pipeline: ``retry``, ``breaker_2``, ...), ``outcome`` and
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -132,8 +133,11 @@ class Watched:
 
 
 def _kind(target: Any) -> str:
+    """A policy's ``kind``; for other objects the snake-case class name (``TokenProvider`` -> ``token_provider``)."""
     kind = getattr(target, "kind", None)
-    return kind if isinstance(kind, str) else type(target).__name__.lower()
+    if isinstance(kind, str):
+        return kind
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(target).__name__.lstrip("_")).lower()
 
 
 def _leaf(kind: str, stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str], float, str]]:
@@ -182,7 +186,7 @@ def _leaf(kind: str, stats: dict[str, Any]) -> Iterator[tuple[str, dict[str, str
         yield "rejections", {"reason": "shed"}, num("shed"), "sum"
     elif kind == "throttle":
         yield "rejections", {"reason": "throttled"}, num("rejected"), "sum"
-    elif kind == "tokenprovider" or {"fetches", "refresh_failures"} <= stats.keys():
+    elif kind == "token_provider" or {"fetches", "refresh_failures"} <= stats.keys():
         yield "token.refreshes", {}, num("fetches"), "sum"
         yield "token.refresh_failures", {}, num("refresh_failures"), "sum"
         yield "token.shared", {}, num("shared"), "sum"

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import resilient as rs
 from resilient.metrics import Prometheus
+from resilient.testing import FakeClock
 
 from . import scenario
 
@@ -161,5 +162,32 @@ def test_watching_changes_nothing_a_call_runs() -> None:
         assert len(cache._origin_observers) == 1
         prom.watch(cache, "c")  # watched again: not timed twice
         assert len(cache._origin_observers) == 1
+    finally:
+        prom.close()
+
+
+class _WriteBuffer:
+    """Stands in for rs.WriteBuffer: the exporter reads a write buffer by its stats() keys alone."""
+
+    def stats(self) -> dict[str, float]:
+        return {"pending": 120, "written": 880, "batches": 9, "retried": 1, "dead_lettered": 0, "rejected": 2,
+                "lag_seconds": 3.5}  # fmt: skip
+
+
+def test_token_refreshes_and_write_buffer_backlog_are_exported() -> None:
+    """A token provider's fetches and a write buffer's pending items and lag appear under their names."""
+    registry = CollectorRegistry()
+    prom = Prometheus(registry)
+    try:
+        clock = FakeClock()
+        tokens = prom.watch(rs.TokenProvider(lambda: rs.Token("t", clock.time() + 3600), clock=clock), "auth")
+        assert tokens.get() == "t"
+        prom.watch(_WriteBuffer(), "orders")
+        got = scrape(registry)
+        assert at(got, "resilient_token_refreshes_total", name="auth", policy="token_provider") == 1
+        assert at(got, "resilient_buffer_pending", name="orders", policy="write_buffer") == 120
+        assert at(got, "resilient_buffer_lag_seconds", name="orders", policy="write_buffer") == 3.5
+        assert at(got, "resilient_buffer_written_total", name="orders", policy="write_buffer") == 880
+        assert at(got, "resilient_buffer_rejected_total", name="orders", policy="write_buffer") == 2
     finally:
         prom.close()
