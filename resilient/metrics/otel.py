@@ -27,8 +27,13 @@ def _require() -> Any:
 
 
 def instrument_name(family: Family) -> str:
-    """The OpenTelemetry name of a family: ``resilient.retries``, ``resilient.cache.hits``."""
-    return f"resilient.{family.name}"
+    """The OpenTelemetry name of a family: ``resilient.retries``, ``resilient.cache.hits``;
+    a family in seconds drops the suffix (its unit says it): ``resilient.origin.duration``."""
+    return f"resilient.{family.name.removesuffix('_seconds')}"
+
+
+def _unit(family: Family) -> str:
+    return "s" if family.name.endswith("_seconds") else ""
 
 
 class OpenTelemetry:
@@ -38,9 +43,8 @@ class OpenTelemetry:
     instruments of the meter ``"resilient"``: counters and gauges are
     observable instruments whose callbacks read ``stats()`` at collection
     time (a call pays nothing extra); events are counted by a listener;
-    origin calls feed the histogram ``resilient.origin.duration_seconds``
-    (unit ``s``). Attributes are bounded: ``name``, ``policy``, ``outcome``,
-    ``reason``.
+    origin calls feed the histogram ``resilient.origin.duration`` (unit
+    ``s``). Attributes are bounded: ``name``, ``policy``, ``outcome``, ``reason``.
 
     Args:
         meter_provider: an OpenTelemetry ``MeterProvider`` (default: the global one).
@@ -63,7 +67,9 @@ class OpenTelemetry:
             create = (
                 self.meter.create_observable_counter if family.kind == "counter" else self.meter.create_observable_gauge
             )
-            create(instrument_name(family), callbacks=[self._callback(family)], description=family.help)
+            create(
+                instrument_name(family), callbacks=[self._callback(family)], unit=_unit(family), description=family.help
+            )
         try:
             self._duration = self.meter.create_histogram(
                 instrument_name(ORIGIN_DURATION),

@@ -58,7 +58,7 @@ async def test_a_scripted_herd_is_collected_exactly(otel: tuple[OpenTelemetry, I
     assert at(got, "resilient.cache.misses", **products) == scenario.HERD
     assert at(got, "resilient.cache.coalesced", **products) == scenario.HERD - 1
     assert at(got, "resilient.cache.hits", **products) == scenario.HITS
-    duration = at(got, "resilient.origin.duration_seconds", **products, outcome="ok")
+    duration = at(got, "resilient.origin.duration", **products, outcome="ok")
     assert duration.count == 1 and duration.sum == pytest.approx(scenario.ORIGIN_SECONDS)
     assert at(got, "resilient.events", policy="cache", outcome="joined", reason="") == scenario.HERD - 1
 
@@ -89,8 +89,8 @@ def test_an_origin_observer_counts_errors_by_type(otel: tuple[OpenTelemetry, InM
     observe(0.05, None)
     observe(1.5, TimeoutError("slow"))
     got = collect(reader)
-    assert at(got, "resilient.origin.duration_seconds", name="api", policy="http", outcome="ok").count == 1
-    assert at(got, "resilient.origin.duration_seconds", name="api", policy="http", outcome="error").sum == 1.5
+    assert at(got, "resilient.origin.duration", name="api", policy="http", outcome="ok").count == 1
+    assert at(got, "resilient.origin.duration", name="api", policy="http", outcome="error").sum == 1.5
     assert at(got, "resilient.origin.errors", name="api", policy="http", reason="TimeoutError") == 1
     with pytest.raises(TypeError, match="name"):
         exporter.origin("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -189,5 +190,29 @@ def test_token_refreshes_and_write_buffer_backlog_are_exported() -> None:
         assert at(got, "resilient_buffer_lag_seconds", name="orders", policy="write_buffer") == 3.5
         assert at(got, "resilient_buffer_written_total", name="orders", policy="write_buffer") == 880
         assert at(got, "resilient_buffer_rejected_total", name="orders", policy="write_buffer") == 2
+    finally:
+        prom.close()
+
+
+def test_pool_timeouts_are_counted_by_the_transport_observer() -> None:
+    """An httpx PoolTimeout on an attempt counts as origin_errors{reason="PoolTimeout"} (pool exhaustion)."""
+    registry = CollectorRegistry()
+    prom = Prometheus(registry)
+
+    def exhausted(request: httpx.Request) -> httpx.Response:
+        raise httpx.PoolTimeout("no connection free in the pool", request=request)
+
+    try:
+        retry = prom.watch(rs.Retry(attempts=2, backoff=rs.Constant(0), on=httpx.TransportError), "api")
+        transport = httpx.MockTransport(exhausted)
+        with (
+            rs.http.client(retry, transport=transport, observe=prom.origin("api")) as client,
+            pytest.raises(httpx.PoolTimeout),
+        ):
+            client.get("http://api.test/items/1")
+        got = scrape(registry)
+        assert at(got, "resilient_origin_errors_total", name="api", policy="http", reason="PoolTimeout") == 2
+        assert at(got, "resilient_origin_duration_seconds_count", name="api", policy="http", outcome="error") == 2
+        assert at(got, "resilient_events_total", policy="retry", outcome="attempt", reason="PoolTimeout") == 1
     finally:
         prom.close()
