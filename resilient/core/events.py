@@ -6,7 +6,8 @@ event as a plain ``dict`` whose ``"event"`` key holds the name.
 
 One schema (``docs/events.md`` lists every event and field): every event
 carries ``event``, ``policy`` (the policy kind), ``operation`` and ``key`` (the
-partition or cache key, else None; inside a ``PerKey`` the partition's key);
+partition or cache key, else None; a policy made by ``PerKey`` passes its
+partition's key);
 failures carry ``error`` (the exception's type name) and ``error_message``
 (its text, cut to 200 characters, URLs without query or credentials), and a
 failure that is an HTTP result carries ``status``. :func:`emit` is the one
@@ -19,12 +20,11 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any, Final
 
 import structlog
 
-__all__ = ["add_listener", "current_partition", "emit", "failure", "quiet_logs", "remove_listener"]
+__all__ = ["add_listener", "emit", "failure", "quiet_logs", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -49,10 +49,6 @@ _WARNING = frozenset(
 )
 _INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
 
-
-#: The key of the ``PerKey`` partition the current call runs in (set by ``PerKey``
-#: around its inner policy), carried as ``key`` by events that have no key of their own.
-current_partition: ContextVar[Any] = ContextVar("resilient_partition", default=None)
 
 #: The policy kind of an event whose name does not begin with it.
 _POLICY_OF_PREFIX: Final = {"ratelimit": "rate_limit", "shed": "shedder", "redis": "redis_store"}
@@ -139,8 +135,6 @@ def _schema(
     if policy is None:
         prefix = event.partition(".")[0]
         policy = _POLICY_OF_PREFIX.get(prefix, prefix)
-    if key is None:
-        key = current_partition.get()
     out: dict[str, Any] = {"policy": policy, "operation": operation, "key": key}
     if error is not _ABSENT:
         if isinstance(error, BaseException):
@@ -166,7 +160,7 @@ def emit(
     Args:
         event: ``policy.event``.
         operation: the call's operation (``Context.operation``).
-        key: the partition or cache key; left out, the ``PerKey`` partition's.
+        key: the partition or cache key (a policy's ``partition`` inside ``PerKey``).
         error: for failures: the exception (or its type name; ``None`` for a
             failed result, with ``status=`` for an HTTP one).
         policy: the policy kind, when the event's prefix is not it.

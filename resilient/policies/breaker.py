@@ -200,7 +200,7 @@ class CircuitBreaker(Policy):
         self._transitions[target].incr()
 
     def _announce(self, target: str, operation: str, **fields: Any) -> None:
-        emit(_EVENT[target], operation=operation, key=self.name, **fields)
+        emit(_EVENT[target], operation=operation, key=self.name or self.partition, **fields)
 
     def _enter(self, operation: str) -> int:
         """Admit a call found not closed: its probe generation, -1 if not a probe; or raise."""
@@ -222,7 +222,7 @@ class CircuitBreaker(Policy):
                 self._announce(HALF_OPEN, operation)
             return generation
         self._rejected.incr()
-        emit("breaker.rejected", operation=operation, key=self.name, remaining=verdict.remaining)
+        emit("breaker.rejected", operation=operation, key=self.name or self.partition, remaining=verdict.remaining)
         raise CircuitOpenError(
             f"circuit {self.name or operation!r} is open; {verdict.remaining:.3f}s until a probe may pass",
             remaining=verdict.remaining,

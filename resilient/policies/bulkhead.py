@@ -69,13 +69,13 @@ class Bulkhead(Policy):
 
     def _reject(self, operation: str, reason: str) -> BulkheadFullError:
         self._rejected[reason].incr()
-        emit("bulkhead.rejected", operation=operation, reason=reason)
+        emit("bulkhead.rejected", operation=operation, key=self.partition, reason=reason)
         return BulkheadFullError(f"bulkhead full ({self.max_concurrent} running, {self.max_queue} queued at most)")
 
     def _queue_wait(self, ctx: Context) -> tuple[float | None, bool]:
         """How long a queued caller may wait, and whether the enclosing deadline is what bounds it."""
         self._queued.incr()
-        emit("bulkhead.queued", operation=ctx.operation)
+        emit("bulkhead.queued", operation=ctx.operation, key=self.partition)
         wait = self.queue_timeout
         deadline = ctx.effective_deadline()
         if deadline is not None:

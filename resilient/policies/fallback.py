@@ -56,7 +56,7 @@ class Fallback(Policy):
 
     def _answer(self, ctx: Context, outcome: Outcome[Any]) -> Any:
         self._used.incr()
-        emit("fallback.used", operation=ctx.operation, **failure(outcome.error, outcome.value))
+        emit("fallback.used", operation=ctx.operation, key=self.partition, **failure(outcome.error, outcome.value))
         if self.handler is None:
             return self.value
         return self.handler(outcome)

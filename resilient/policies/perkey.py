@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from .._machines._validate import whole
 from ..core.context import Context
-from ..core.events import current_partition as partition
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
 
@@ -70,6 +69,18 @@ def _takes_one_argument(fn: Callable[..., Any]) -> bool:
         if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
     return len(required) == 1
+
+
+def _mark(policy: Policy, key: Any) -> None:
+    """Tell ``policy`` (and a pipeline's policies) the partition it serves: its events carry ``key``.
+
+    Set once, when the policy is made, so a call pays nothing for it; a policy
+    the factory shares between keys keeps the first key.
+    """
+    if policy.partition is None:
+        policy.partition = key
+    for inner in getattr(policy, "policies", ()):
+        _mark(inner, key)
 
 
 class PerKey(Policy):
@@ -130,6 +141,7 @@ class PerKey(Policy):
         policy = self.factory(key) if self._factory_takes_key else self.factory()  # type: ignore[call-arg]
         if not isinstance(policy, Policy):
             raise TypeError(f"PerKey factory must return a resilient policy, got {policy!r}")
+        _mark(policy, key)
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:  # another caller may have made it meanwhile: keep theirs
@@ -158,16 +170,11 @@ class PerKey(Policy):
         key_of, slot_of = self._key, self._slot
 
         def per_key_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.bind(inner)
-            token = partition.set(key)  # the inner policy's events carry the key
-            try:
-                return step(ctx)
-            finally:
-                partition.reset(token)
+            return step(ctx)
 
         return per_key_step
 
@@ -176,16 +183,11 @@ class PerKey(Policy):
         key_of, slot_of = self._key, self._slot
 
         async def per_key_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.abind(inner)
-            token = partition.set(key)
-            try:
-                return await step(ctx)
-            finally:
-                partition.reset(token)
+            return await step(ctx)
 
         return per_key_step
 

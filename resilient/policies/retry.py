@@ -121,6 +121,7 @@ class RetryCall:
             emit(
                 "retry.budget_exhausted",
                 operation=self.ctx.operation,
+                key=policy.partition,
                 attempt=self._plan.made,
                 **failure(outcome.error, outcome.value),
             )
@@ -130,6 +131,7 @@ class RetryCall:
             emit(
                 "retry.gave_up",
                 operation=self.ctx.operation,
+                key=policy.partition,
                 reason=decision.reason,
                 attempts=self._plan.made,
                 **failure(outcome.error, outcome.value),
@@ -139,6 +141,7 @@ class RetryCall:
             emit(
                 "retry.attempt",
                 operation=self.ctx.operation,
+                key=policy.partition,
                 attempt=self._plan.made,
                 delay=decision.delay,
                 **failure(outcome.error, outcome.value),
