@@ -135,7 +135,7 @@ class StoreGuard:
         return fallback
 
     def _told(self, exc: BaseException, op: str, key: str, operation: str, **extra: Any) -> None:
-        emit("cache.store_error", operation=operation, key=key, op=op, error=f"{type(exc).__name__}: {exc}", **extra)
+        emit("cache.store_error", operation=operation, key=key, op=op, error=exc, **extra)
 
     def _ok(self, store: Store) -> None:
         if store is self.primary and self.health.failures:

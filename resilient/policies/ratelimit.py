@@ -107,8 +107,8 @@ class RateLimiter(Policy):
             emit(
                 "ratelimit.store_error",
                 operation=ctx.operation,
-                key=self.key,
-                error=f"{type(exc).__name__}: {exc}",
+                key=self.key or self.partition,
+                error=exc,
                 using=self.on_store_error,
             )
         if self.on_store_error == "local":
@@ -119,7 +119,7 @@ class RateLimiter(Policy):
 
     def _limited_error(self, ctx: Context, wait: float) -> RateLimitedError:
         self._limited.incr()
-        emit("ratelimit.rejected", operation=ctx.operation, key=self.key, retry_after=wait)
+        emit("ratelimit.rejected", operation=ctx.operation, key=self.key or self.partition, retry_after=wait)
         return RateLimitedError(f"rate limited; next token in {wait:.3f}s", retry_after=wait)
 
     def bind(self, inner: SyncStep) -> SyncStep:

@@ -112,7 +112,7 @@ class Health:
             opened = self.breaker.failure(self.clock.monotonic(), started)
             probe = opened and self.breaker.begin_probe()
         if counted:  # the other failures of the same outage are not told again
-            emit("redis.error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
+            emit("redis.error", operation="redis", key=key, error=exc, method=method, breaker_opened=opened)
         if probe:
             self._start_probe()
         return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")

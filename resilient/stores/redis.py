@@ -220,7 +220,7 @@ class RedisStore:
                 expires_at, stale_until, delta, payload = unpack_header(data)
                 entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
             except Exception as exc:  # a record that fails to decode is a miss, never a crash
-                emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
+                emit("cache.decode_error", operation="redis", key=key, error=exc)
                 return None
             self._memo.put(key, data, entry)
         if now is not None and now >= entry.stale_until:
@@ -232,7 +232,7 @@ class RedisStore:
         try:
             payload: bytes | str = self.serializer.dumps(entry.value)
         except Exception as exc:  # not a store failure: the value is just not cacheable as configured
-            emit("cache.encode_error", operation="redis", key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.encode_error", operation="redis", key=key, error=exc)
             return None
         if isinstance(payload, str):  # the json module itself, passed as a serializer
             payload = payload.encode()
@@ -388,7 +388,7 @@ class RedisStore:
         try:
             self._run(self._scripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
         except Exception as exc:
-            emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
+            emit("redis.release_failed", operation="redis", key=key, error=exc)
 
     def _arelease_later(self, key: str, token: str) -> None:
         """Give back, in a task of its own (the caller is being cancelled), a lease maybe granted."""
@@ -408,7 +408,7 @@ class RedisStore:
             try:
                 await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (token,))
             except Exception as exc:
-                emit("redis.release_failed", operation="redis.release", key=key, error=type(exc).__name__)
+                emit("redis.release_failed", operation="redis", key=key, error=exc)
                 return
 
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
