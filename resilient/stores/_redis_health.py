@@ -51,9 +51,12 @@ def is_failure(exc: BaseException) -> bool:
 
 
 def is_stale_connection(exc: BaseException) -> bool:
-    """True for a closed connection (worth one more try on a fresh one), not a timeout."""
+    """True for a pooled connection found closed (worth one more try on a fresh one): not a timeout,
+    not a refused login, not a failure to connect at all (``Error 111 connecting to ...``)."""
     names = _names(exc)
-    return "ConnectionError" in names and "TimeoutError" not in names and "AuthenticationError" not in names
+    if "ConnectionError" not in names or "TimeoutError" in names or "AuthenticationError" in names:
+        return False
+    return "connecting to" not in str(exc)
 
 
 class Health:

@@ -47,6 +47,7 @@ class ResponseError(Exception):
     ("exc", "failure", "stale"),
     [
         (ConnectionError("Connection closed by server."), True, True),
+        (ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."), True, False),
         (AuthenticationError("invalid password"), True, False),
         (TimeoutError(), True, False),
         (ResponseError("OOM command not allowed"), False, False),
