@@ -36,6 +36,7 @@ from .policies.timeout import Timeout
 from .serializers import JsonSerializer, PickleSerializer
 from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
+from .stores.near import NearCache
 from .stores.redis import RedisStore
 from .tokens import Token, TokenAuth, TokenProvider
 
@@ -64,6 +65,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "NearCache",
     "Outcome",
     "PerKey",
     "PickleSerializer",
