@@ -2,8 +2,10 @@
 
 ``load`` is the miss path after in-process coalescing: ask the store for the
 lease (one atomic ``lookup``), then call the origin and write, or serve the
-stale value, or poll (bounded, jittered: ``PollPlan``) while another holder
-refreshes, and fetch ourselves once ``lock_wait`` is over (or raise
+stale value, or wait while another holder refreshes: woken by the store's
+notification of the holder's write where the store has one (``store.watch``,
+a RedisStore with a near cache), with bounded, jittered polling (``PollPlan``)
+as the fallback; and fetch ourselves once ``lock_wait`` is over (or raise
 ``CacheLockTimeout`` if an enclosing ``Timeout``'s deadline ends the wait first). ``refresh`` is a
 background refresh (stale or XFetch-early): it calls the origin only if the
 store grants it the lease. ``fetch`` calls the origin under a lease.
@@ -14,9 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._context import Context
-from ._drivers import asleep, sleep
+from ._drivers import asleep, sleep, waiting_disabled
 from ._events import emit
-from ._machines.cache import FETCH, STALE, USE, PollPlan, after_lookup
+from ._machines.cache import FETCH, STALE, USE, WAIT, PollPlan, after_lookup
 from .stores.base import Entry, Lookup, Store
 
 if TYPE_CHECKING:
@@ -51,25 +53,45 @@ def load(cache: Cache, ctx: Context, key: str, inner: SyncStep) -> Any:
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
     emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
+    watch = cache._watch
     while True:
+        waiter = None if watch is None else watch(key)  # before the lookup: a write after it wakes us
         now = clock.time()
-        found, store = guard.lookup(key, now, cache.lock_ttl, operation)
+        try:
+            found, store = guard.lookup(key, now, cache.lock_ttl, operation)
+        except BaseException:
+            if waiter is not None:
+                waiter.close()
+            raise
         step = _next_step(cache, found, now)
+        if waiter is not None and (step != WAIT or store is not cache.store):
+            waiter.close()
+            waiter = None
         if step == USE:
             return found.entry.value  # type: ignore[union-attr]
         if step == FETCH:
             return fetch(cache, ctx, key, inner, store, found.lease, found.entry)
         if step == STALE:
             return cache._served_stale(ctx, key, found.entry)  # type: ignore[arg-type]
-        if plan is None:
-            plan = cache._waiting(ctx, key)
-        delay = plan.next(clock.monotonic(), cache._random())
-        if delay is None:
-            if plan.cut_short:
-                raise cache._lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
-            return fetch(cache, ctx, key, inner, store, None, found.entry)
-        sleep(clock, delay)
+        try:
+            if plan is None:
+                plan = cache._waiting(ctx, key, notified=waiter is not None)
+            delay = plan.next(clock.monotonic(), cache._random())
+            if delay is None:
+                if plan.cut_short:
+                    raise cache._lock_timeout(ctx, key)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+                if waiter is not None:
+                    waiter.close()
+                    waiter = None
+                return fetch(cache, ctx, key, inner, store, None, found.entry)
+            if waiter is None or waiting_disabled():
+                sleep(clock, delay)
+            else:
+                waiter.wait(delay)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
 
 async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
@@ -77,25 +99,45 @@ async def aload(cache: Cache, ctx: Context, key: str, inner: AsyncStep) -> Any:
     clock, guard, operation = cache.clock, cache._guard, ctx.operation
     emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
+    watch = cache._awatch
     while True:
+        waiter = None if watch is None else watch(key)  # before the lookup: a write after it wakes us
         now = clock.time()
-        found, store = await guard.alookup(key, now, cache.lock_ttl, operation)
+        try:
+            found, store = await guard.alookup(key, now, cache.lock_ttl, operation)
+        except BaseException:
+            if waiter is not None:
+                waiter.close()
+            raise
         step = _next_step(cache, found, now)
+        if waiter is not None and (step != WAIT or store is not cache.store):
+            waiter.close()
+            waiter = None
         if step == USE:
             return found.entry.value  # type: ignore[union-attr]
         if step == FETCH:
             return await afetch(cache, ctx, key, inner, store, found.lease, found.entry)
         if step == STALE:
             return cache._served_stale(ctx, key, found.entry)  # type: ignore[arg-type]
-        if plan is None:
-            plan = cache._waiting(ctx, key)
-        delay = plan.next(clock.monotonic(), cache._random())
-        if delay is None:
-            if plan.cut_short:
-                raise cache._lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
-            return await afetch(cache, ctx, key, inner, store, None, found.entry)
-        await asleep(clock, delay)
+        try:
+            if plan is None:
+                plan = cache._waiting(ctx, key, notified=waiter is not None)
+            delay = plan.next(clock.monotonic(), cache._random())
+            if delay is None:
+                if plan.cut_short:
+                    raise cache._lock_timeout(ctx, key)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=cache.lock_wait)
+                if waiter is not None:
+                    waiter.close()
+                    waiter = None
+                return await afetch(cache, ctx, key, inner, store, None, found.entry)
+            if waiter is None or waiting_disabled():
+                await asleep(clock, delay)
+            else:
+                await waiter.wait(delay)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
 
 # -- one origin call -----------------------------------------------------------------

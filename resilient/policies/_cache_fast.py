@@ -1,4 +1,4 @@
-"""The decorator's hit path for an in-process store: no Context unless it misses."""
+"""The decorator's hit path for an in-process store or near cache: no Context unless it misses."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ if TYPE_CHECKING:
 __all__ = ["fast_path"]
 
 
-def fast_path(cache: Cache, fn: Callable[..., Any], slow: Callable[..., Any], build: ArgsKey) -> Callable[..., Any]:
-    """``slow`` (the full Context path) behind an inlined hit check on the in-process store.
+def fast_path(
+    cache: Cache, fn: Callable[..., Any], slow: Callable[..., Any], build: ArgsKey, get: Callable[[str], Any]
+) -> Callable[..., Any]:
+    """``slow`` (the full Context path) behind an inlined hit check on an in-process read.
 
-    Same decision as the hit path of :meth:`Cache.bind` (a sure FRESH);
-    anything else, or any error, goes the slow way, which sees it again.
+    ``get`` reads the in-process store, or a RedisStore's near cache (None when
+    it holds no copy). Same decision as the hit path of :meth:`Cache.bind` (a
+    sure FRESH); anything else, or any error, goes the slow way, which sees it again.
     """
     guard, primary = cache._guard, cache.store
-    get = primary.get
     now = time.time if cache.clock is SYSTEM_CLOCK else cache.clock.time
     hit = cache._hits.incr
     reach = cache._reach

@@ -35,6 +35,8 @@ T = TypeVar("T")
 MAX_BACKGROUND = 64
 #: Threads refreshing in the background for sync callers.
 REFRESH_WORKERS = 2
+#: First fallback poll (s) of a waiter that the store will notify (then up to 0.5 s).
+NOTIFIED_POLL = 0.1
 
 
 class Cache(Policy):
@@ -129,6 +131,10 @@ class Cache(Policy):
         self.store: Store = checked_store(store, serializer)
         self._key = compile_key(key)
         self._guard = StoreGuard(self.store, self.clock)
+        # The store's notification of a write (RedisStore with a near cache) ends waits; real time only.
+        notifies = self.clock is SYSTEM_CLOCK
+        self._watch: Callable[[str], Any] | None = getattr(self.store, "watch", None) if notifies else None
+        self._awatch: Callable[[str], Any] | None = getattr(self.store, "awatch", None) if notifies else None
         self.flight = SingleFlight()
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
@@ -155,9 +161,15 @@ class Cache(Policy):
         wrapped = super().__call__(fn)
         primary = self.store
         build = args_key(self._key, fn, operation_name(fn))
-        if build is None or getattr(primary, "in_process", False) is not True:
+        if getattr(primary, "in_process", False) is True:
+            local_get = primary.get
+        elif getattr(primary, "near", None) is not None:  # a RedisStore's near cache: an in-process read
+            local_get = primary.near_get  # type: ignore[attr-defined]
+        else:
             return wrapped
-        return fast_path(self, fn, wrapped, build)
+        if build is None:
+            return wrapped
+        return fast_path(self, fn, wrapped, build, local_get)
 
     # -- the hit path --------------------------------------------------------------
     def bind(self, inner: SyncStep) -> SyncStep:
@@ -316,10 +328,14 @@ class Cache(Policy):
             emit("cache.stale_served", operation=ctx.operation, key=key, error=f"{type(error).__name__}: {error}")
         return entry.value
 
-    def _waiting(self, ctx: Context, key: str) -> PollPlan:
+    def _waiting(self, ctx: Context, key: str, *, notified: bool = False) -> PollPlan:
+        """The wait's plan: polls every 5-100 ms; with the store's notification, only a fallback every 50-500 ms."""
         self._coalesced.incr()
-        emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait)
-        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
+        emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait, notified=notified)
+        started, deadline = self.clock.monotonic(), ctx.effective_deadline()
+        if notified:
+            return PollPlan(started=started, wait=self.lock_wait, deadline=deadline, base=NOTIFIED_POLL, cap=0.5)
+        return PollPlan(started=started, wait=self.lock_wait, deadline=deadline)
 
     def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
         emit("cache.lock_timeout", operation=ctx.operation, key=key, deadline=True)

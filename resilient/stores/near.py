@@ -58,9 +58,9 @@ class Waiter:
     def wake(self) -> None:
         self._event.set()
 
-    def wait(self, timeout: float) -> bool:
-        """Block up to ``timeout`` s; True if woken by a notification."""
-        return self._event.wait(timeout)
+    def wait(self, seconds: float) -> bool:
+        """Block up to ``seconds``; True if woken by a notification."""
+        return self._event.wait(seconds)
 
     def close(self) -> None:
         self._near._forget(self._key, self)
@@ -86,9 +86,9 @@ class AsyncWaiter:
         if not self._future.done():
             self._future.set_result(None)
 
-    async def wait(self, timeout: float) -> bool:
-        """Await up to ``timeout`` s; True if woken by a notification."""
-        done, _ = await asyncio.wait((self._future,), timeout=timeout)
+    async def wait(self, seconds: float) -> bool:
+        """Await up to ``seconds``; True if woken by a notification."""
+        done, _ = await asyncio.wait((self._future,), timeout=seconds)
         return bool(done)
 
     def close(self) -> None:
@@ -275,7 +275,7 @@ class Subscriber:
         if pubsub is not None:
             try:
                 pubsub.close()  # ends a blocking read at once
-            except Exception:  # noqa: S110 - closing a broken connection may fail; we are leaving anyway
+            except Exception:  # closing a broken connection may fail; we are leaving anyway
                 pass
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -287,7 +287,7 @@ class Subscriber:
                 self._listen()
                 delay = _RECONNECT_FIRST
             except Exception as exc:  # any failure: the copies cannot be trusted until we are back
-                if self.near.live:
+                if self.near.live and not self._stop.is_set():
                     emit("redis.near_down", operation="redis.near", error=repr(exc))
                 self.near.down()
                 self._close()
@@ -302,7 +302,7 @@ class Subscriber:
         if pubsub is not None:
             try:
                 pubsub.close()
-            except Exception:  # noqa: S110 - the connection is already broken
+            except Exception:  # the connection is already broken
                 pass
 
     def _listen(self) -> None:
