@@ -32,6 +32,7 @@ Eviction past ``maxsize`` drops the oldest-installed copy.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -40,11 +41,18 @@ from typing import Any
 from .._events import emit
 from .base import Entry
 
-__all__ = ["AsyncWaiter", "NearCache", "Subscriber", "Waiter"]
+__all__ = ["DROP", "NO_SENDER", "WAKE", "AsyncWaiter", "NearCache", "Subscriber", "Waiter", "message"]
 
 _RECONNECT_FIRST, _RECONNECT_CAP = 0.05, 1.0
 _READ_TIMEOUT = 0.2
 DROP, WAKE = b"i", b"r"  # message kinds: a write/invalidation (drop and wake); a released lease (wake only)
+SENDER_BYTES = 12  # a message is kind (1 byte) + the sending near cache's id (12) + the key
+NO_SENDER = b"-" * SENDER_BYTES
+
+
+def message(kind: bytes, sender: bytes, key: str) -> bytes:
+    """The channel message telling that ``key`` changed (``DROP``) or its lease was freed (``WAKE``)."""
+    return kind + sender + key.encode("utf-8", "surrogateescape")
 
 
 class Waiter:
@@ -126,6 +134,8 @@ class NearCache:
         self._up = threading.Event()
         self._time: Callable[[], float] = time.time
         self._owner: object = None
+        #: Tells this cache's own messages apart: its own writes were already dropped locally.
+        self.sender = secrets.token_hex(SENDER_BYTES // 2).encode()
         self.hits = 0  # approximate (unlocked increments), for stats and tests
 
     def __repr__(self) -> str:
@@ -195,10 +205,14 @@ class NearCache:
             self._data.pop(key, None)
             self._pending.pop(key, None)
 
-    def notified(self, kind: bytes, key: str) -> None:
-        """A message from the channel: drop the copy (``DROP``) and wake the key's waiters."""
+    def notified(self, kind: bytes, key: str, sender: bytes = NO_SENDER) -> None:
+        """A message from the channel: drop the copy (``DROP``, unless the write was our own) and wake waiters.
+
+        Our own writes dropped the copy before and after they were sent, so a
+        read begun after our write returned may keep the new value at once.
+        """
         with self._lock:
-            if kind == DROP:
+            if kind == DROP and sender != self.sender:
                 self._data.pop(key, None)
                 self._pending.pop(key, None)
             waiters = self._watchers.pop(key, None)
@@ -324,7 +338,8 @@ class Subscriber:
                 data = message["data"]
                 if isinstance(data, str):
                     data = data.encode()
-                near.notified(data[:1], data[1:].decode("utf-8", "surrogateescape"))
+                kind, sender, key = data[:1], data[1 : 1 + SENDER_BYTES], data[1 + SENDER_BYTES :]
+                near.notified(kind, key.decode("utf-8", "surrogateescape"), sender)
             elif kind == "subscribe":
                 near.up()
                 emit("redis.near_up", operation="redis.near", channel=self.channel)

@@ -43,7 +43,7 @@ from .._machines.store_breaker import StoreBreaker
 from ..serializers import resolve_serializer
 from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
-from .near import DROP, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter
+from .near import DROP, NO_SENDER, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter, message
 
 if TYPE_CHECKING:
     import redis
@@ -318,7 +318,7 @@ class RedisStore:
         return None if near is None else near.awatch(key)
 
     def _message(self, kind: bytes, key: str) -> bytes:
-        return kind + key.encode("utf-8", "surrogateescape")
+        return message(kind, NO_SENDER if self._near is None else self._near.sender, key)
 
     def _dropped(self, key: str) -> None:
         near = self._near
