@@ -3,11 +3,14 @@
 ``python -m tests.redis.near_worker URL MODE`` builds ``RedisStore(..., near=NearCache())``,
 waits until its channel is subscribed, prints ``ready``, then:
 
-* ``herd`` / ``aherd``: waits for a line on stdin; 25 threads (or 25 asyncio tasks)
+* ``herd`` / ``aherd`` (``herd-poll`` / ``aherd-poll``: without a near cache): waits
+  for a line on stdin; 25 threads (or 25 asyncio tasks)
   call the cached function of one cold key at once (the origin, simulated here,
-  takes 0.3 s); prints ``{"calls", "values", "latencies", "commands", "notified"}``
-  where ``commands`` counts the commands this process sent (pub/sub excluded)
-  and ``notified`` the waits ended by a notification.
+  takes 0.3 s); prints ``{"calls", "values", "latencies", "finished", "origin",
+  "commands", "notified"}`` where ``finished`` are the callers' wall end times,
+  ``origin`` the wall times the origin call began and ended (if here),
+  ``commands`` counts the commands this process sent (pub/sub excluded) and
+  ``notified`` the waits that a notification could end.
 * ``serve``: answers JSON lines on stdin, one JSON line each on stdout:
   ``{"op": "read", "key"}`` → ``{"value", "near"}`` (``near``: served from the copy);
   ``{"op": "arm", "key"}`` → a waiter on the key's next message;
@@ -58,16 +61,25 @@ class CountingAsyncRedis(redis.asyncio.Redis):
         return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
 
-def herd(url: str) -> None:
-    store = rs.RedisStore(CountingRedis.from_url(url), near=rs.NearCache())
-    assert store.near is not None and store.near.wait_live(10)
+def herd(url: str, near: bool = True) -> None:
+    client = CountingRedis.from_url(url)
+    store = rs.RedisStore(client, near=rs.NearCache() if near else None)
+    assert not near or (store.near is not None and store.near.wait_live(10))
+    warm = [threading.Thread(target=client.ping) for _ in range(CALLERS)]  # a running process has its pool
+    for t in warm:
+        t.start()
+    for t in warm:
+        t.join()
     calls, lock = 0, threading.Lock()
+    window: list[float] = []
 
     def origin() -> str:
         nonlocal calls
         with lock:
             calls += 1
+        window.append(time.time())
         time.sleep(ORIGIN_SECONDS)  # the simulated origin's latency
+        window.append(time.time())
         return f"value-from-{threading.get_native_id()}"
 
     cache = rs.Cache(ttl=60, lock_ttl=5, store=store, key=lambda: "cold")
@@ -82,7 +94,7 @@ def herd(url: str) -> None:
             value: object = cached()
         except Exception as exc:
             value = f"error: {exc!r}"
-        results[i] = (str(value), time.perf_counter() - t0)
+        results[i] = (str(value), time.perf_counter() - t0, time.time())
 
     threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(CALLERS)]
     for t in threads:
@@ -94,51 +106,58 @@ def herd(url: str) -> None:
         go.wait()
         for t in threads:
             t.join(30)
-    report(calls, results, CountingRedis.sent, events)
+    report(calls, results, CountingRedis.sent, events, window)
     store.close()
 
 
-def aherd(url: str) -> None:
+def aherd(url: str, near: bool = True) -> None:
     async def run() -> None:
-        store = rs.RedisStore(CountingAsyncRedis.from_url(url), near=rs.NearCache())
-        assert store.near is not None and store.near.wait_live(10)
+        aclient = CountingAsyncRedis.from_url(url)
+        store = rs.RedisStore(aclient, near=rs.NearCache() if near else None)
+        assert not near or (store.near is not None and store.near.wait_live(10))
+        await asyncio.gather(*(aclient.ping() for _ in range(CALLERS)))  # a running process has its pool
         calls = 0
+        window: list[float] = []
 
         async def origin() -> str:
             nonlocal calls
             calls += 1
+            window.append(time.time())
             await asyncio.sleep(ORIGIN_SECONDS)  # the simulated origin's latency
+            window.append(time.time())
             return f"value-from-{id(asyncio.current_task())}"
 
         cache = rs.Cache(ttl=60, lock_ttl=5, store=store, key=lambda: "cold")
         cached = cache(origin)
 
-        async def caller() -> tuple[str, float]:
+        async def caller() -> tuple[str, float, float]:
             t0 = time.perf_counter()
             try:
                 value: object = await cached()
             except Exception as exc:
                 value = f"error: {exc!r}"
-            return str(value), time.perf_counter() - t0
+            return str(value), time.perf_counter() - t0, time.time()
 
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         with capture_events() as events:
             CountingAsyncRedis.sent = 0
             results = await asyncio.wait_for(asyncio.gather(*(caller() for _ in range(CALLERS))), 30)
-        report(calls, list(results), CountingAsyncRedis.sent, events)
+        report(calls, list(results), CountingAsyncRedis.sent, events, window)
         await cache.aclose()
         await store.aclose()
 
     asyncio.run(run())
 
 
-def report(calls: int, results: list[Any], sent: int, events: list[dict[str, Any]]) -> None:
+def report(calls: int, results: list[Any], sent: int, events: list[dict[str, Any]], window: list[float]) -> None:
     notified = sum(1 for e in events if e["event"] == "cache.waiting" and e.get("notified"))
     out = {
         "calls": calls,
-        "values": [v for v, _ in results],
-        "latencies": [t for _, t in results],
+        "values": [r[0] for r in results],
+        "latencies": [r[1] for r in results],
+        "finished": [r[2] for r in results],
+        "origin": window,
         "commands": sent,
         "notified": notified,
     }
@@ -196,7 +215,10 @@ def watch(waiter: Any, woke_at: list[float]) -> None:
 def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # quiet
     url, mode = sys.argv[1], sys.argv[2]
-    {"herd": herd, "aherd": aherd, "serve": serve}[mode](url)
+    if mode.endswith("-poll"):  # the same herd without a near cache: waiters poll
+        {"herd-poll": herd, "aherd-poll": aherd}[mode](url, near=False)
+    else:
+        {"herd": herd, "aherd": aherd, "serve": serve}[mode](url)
 
 
 if __name__ == "__main__":

@@ -254,8 +254,11 @@ class Worker:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         cmd = [sys.executable, "-m", "tests.redis.near_worker", url, mode]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    def ready(self) -> Worker:
         assert self.proc.stdout is not None
         assert self.proc.stdout.readline().strip() == "ready"
+        return self
 
     def ask(self, **cmd: Any) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -293,7 +296,9 @@ def test_a_write_by_one_process_is_seen_by_the_others_next_read(redis_url: str) 
     """4 processes: after one writes (or invalidates), each other drops its copy within the bound and reads anew."""
     workers: list[Worker] = []
     try:
-        workers = [Worker(redis_url, "serve") for _ in range(4)]
+        workers = [Worker(redis_url, "serve") for _ in range(4)]  # started together, then awaited
+        for w in workers:
+            w.ready()
         writer, readers = workers[0], workers[1:]
         for round_, value in enumerate(["v1", "v2", "v3", None]):
             for r in readers:
@@ -323,6 +328,8 @@ def test_a_cold_key_in_four_processes_is_one_origin_call_and_few_commands(redis_
     """4 processes x 25 callers on a cold key (origin 0.3 s): 1 origin call, <= 3 commands per call, waiters woken."""
     workers = [Worker(redis_url, mode) for _ in range(4)]
     try:
+        for w in workers:
+            w.ready()
         for w in workers:
             w.go()
         outs = [w.result() for w in workers]
