@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._events import emit
+from ..core.events import emit
 from .base import Entry
 
 __all__ = ["DROP", "NO_SENDER", "WAKE", "AsyncWaiter", "NearCache", "Subscriber", "Waiter", "message"]
