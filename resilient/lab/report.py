@@ -27,6 +27,7 @@ _HEADERS = {
     "refreshes": "refreshes",
     "calls_per_refresh": "calls/refresh",
     "clients": "N",
+    "redis_cmds": "redis cmds",
 }
 
 
