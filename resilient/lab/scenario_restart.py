@@ -175,7 +175,7 @@ def _build(
     for _ in range(instances):
         store = SimRedis(shared, fleet, counts, near=name == "redis+near")
         store.attach(clock)
-        cache = rs.Cache(ttl=300, store=store, key="item:{key}", lock_wait=2 * TIMEOUT, clock=clock, rng=rng)  # type: ignore[arg-type]
+        cache = rs.Cache(ttl=300, store=store, key="item:{key}", lock_wait=2 * TIMEOUT, clock=clock, rng=rng)
         cached.append(cache(fetch))
 
     async def through_cache(instance: int, key: str) -> Any:
