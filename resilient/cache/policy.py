@@ -187,7 +187,7 @@ class Cache(Policy):
         if getattr(primary, "in_process", False) is True:
             local_get = primary.get
         elif getattr(primary, "near", None) is not None:  # a RedisStore's near cache: an in-process read
-            local_get = primary.near_get  # type: ignore[attr-defined]
+            local_get = primary.near.peek  # type: ignore[attr-defined]  # fast_path serves only before expires_at
         else:
             return wrapped
         if build is None:

@@ -134,9 +134,10 @@ class NearCache:
         self._up = threading.Event()
         self._time: Callable[[], float] = time.time
         self._owner: object = None
+        # The hit path's read: the copy if live, with no expiry check (the caller checks expires_at).
+        self.peek: Callable[[str], Entry | None] = self._peek
         #: Tells this cache's own messages apart: its own writes were already dropped locally.
         self.sender = secrets.token_hex(SENDER_BYTES // 2).encode()
-        self.hits = 0  # approximate (unlocked increments), for stats and tests
 
     def __repr__(self) -> str:
         return f"NearCache(maxsize={self.maxsize!r}, size={len(self._data)}, live={self._live})"
@@ -172,8 +173,11 @@ class NearCache:
                 if self._data.get(key) is entry:
                     del self._data[key]
             return None
-        self.hits += 1
         return entry
+
+    def _peek(self, key: str) -> Entry | None:
+        """The copy of ``key`` while live, unchecked: only for a caller that serves it before its ``expires_at``."""
+        return self._data.get(key) if self._live else None
 
     def begin(self, key: str) -> object | None:
         """A ticket for a read of ``key`` about to be sent (None while the channel is down)."""
