@@ -246,6 +246,37 @@ def test_stale_and_xfetch_refreshes_of_a_near_copy_still_take_the_fleet_lease(
         store._client.close()
 
 
+def test_an_xfetch_early_refresh_of_a_near_copy_takes_the_fleet_lease_once(redis_url: str, client: redis.Redis) -> None:
+    """A near hit that XFetch makes early refreshes in the background under the fleet's lease, once."""
+    store = RedisStore(sync_client(redis_url), near=rs.NearCache())
+    assert store.near is not None and store.near.wait_live(10)
+    cache = rs.Cache(ttl=60, store=store, key=lambda: "k", early_recompute=rs.XFetch(beta=1.0))
+    calls = 0
+
+    @cache
+    def origin() -> int:
+        nonlocal calls
+        calls += 1
+        return calls
+
+    try:
+        now = time.time()
+        store.set("k", Entry(0, now + 5, now + 65, delta=1000.0), now=now)  # fresh, but XFetch is sure to fire
+        store.get("k")
+        assert store.near_get("k") is not None or dropped(store, "k")
+        with capture_events() as events:
+            assert origin() == 0  # served from the copy at once
+            cache.close()  # waits for the background refresh
+        assert "cache.early_refresh" in [e["event"] for e in events]
+        assert calls == 1
+        assert client.get("resilient:{k}:l") is None  # the lease was taken and released by the write
+        assert store.get("k").value == 1  # type: ignore[union-attr]
+    finally:
+        cache.close()
+        store.close()
+        store._client.close()
+
+
 # -- across processes ------------------------------------------------------------------
 
 
