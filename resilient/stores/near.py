@@ -45,6 +45,7 @@ __all__ = ["DROP", "NO_SENDER", "WAKE", "AsyncWaiter", "NearCache", "Subscriber"
 
 _RECONNECT_FIRST, _RECONNECT_CAP = 0.05, 1.0
 _READ_TIMEOUT = 0.2
+_PING_EVERY, _SILENCE = 1.0, 5.0  # a PING after 1 s without traffic; 5 s without any reply: the link is dead
 DROP, WAKE = b"i", b"r"  # message kinds: a write/invalidation (drop and wake); a released lease (wake only)
 SENDER_BYTES = 12  # a message is kind (1 byte) + the sending near cache's id (12) + the key
 NO_SENDER = b"-" * SENDER_BYTES
@@ -275,7 +276,9 @@ class Subscriber:
 
     ``make_pubsub`` returns a fresh redis-py ``PubSub`` (its reconnects are
     ours: any error marks the cache down, then it reconnects with backoff
-    50 ms, 100 ms ... 1 s). The thread is a daemon; ``stop`` ends it.
+    50 ms, 100 ms ... 1 s). A connection that goes silent (no RST: a
+    partition) is noticed by a PING after each second without traffic: 5 s
+    without any reply count as down. The thread is a daemon; ``stop`` ends it.
     """
 
     def __init__(self, near: NearCache, make_pubsub: Callable[[], Any], channel: str) -> None:
@@ -333,10 +336,18 @@ class Subscriber:
 
             conn.retry = Retry(NoBackoff(), 0)
         near = self.near
+        heard = pinged = time.monotonic()
         while not self._stop.is_set():
             message = pubsub.get_message(timeout=_READ_TIMEOUT)
+            now = time.monotonic()
             if message is None:
+                if now - heard > _SILENCE:
+                    raise ConnectionError(f"no reply on the channel for {now - heard:.1f}s")
+                if now - max(heard, pinged) >= _PING_EVERY:
+                    pubsub.ping()
+                    pinged = now
                 continue
+            heard = now
             kind = message.get("type")
             if kind == "message":
                 data = message["data"]
