@@ -41,7 +41,7 @@ from typing import Any
 from ..core.events import emit
 from .base import Entry
 
-__all__ = ["DROP", "NO_SENDER", "WAKE", "AsyncWaiter", "NearCache", "Subscriber", "Waiter", "message"]
+__all__ = ["DROP", "NO_SENDER", "WAKE", "AsyncWaiter", "NearCache", "Subscriber", "Waiter", "message", "pubsub_factory"]
 
 _RECONNECT_FIRST, _RECONNECT_CAP = 0.05, 1.0
 _READ_TIMEOUT = 0.2
@@ -269,6 +269,28 @@ class NearCache:
                 waiters.discard(waiter)
                 if not waiters:
                     del self._watchers[key]
+
+
+def pubsub_factory(client: Any, aclient: Any) -> Callable[[], Any]:
+    """A maker of PubSub objects for the subscriber thread: from the sync client, or one like the asyncio one."""
+    if client is not None:
+        factory: Callable[[], Any] = client.pubsub
+        return factory
+    import redis
+
+    pool = getattr(aclient, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if kwargs is None or "SSL" in type(pool).__name__ + getattr(pool, "connection_class", type).__name__:
+        raise TypeError(
+            "near= with only an asyncio Redis Cluster or TLS client: pass a sync client of the same server "
+            "beside it (RedisStore(sync_client, aclient=async_client, near=...)) for the subscriber thread"
+        )
+    keep = ("host", "port", "db", "username", "password", "socket_connect_timeout", "client_name", "path")
+    options = {k: kwargs[k] for k in keep if k in kwargs}
+    if "path" in options:
+        options["unix_socket_path"] = options.pop("path")
+    sub: Callable[[], Any] = redis.Redis(**options).pubsub
+    return sub
 
 
 class Subscriber:

@@ -14,6 +14,9 @@ each with any stale value); ``set(..., lease=)`` is a Lua compare-and-write that
 succeeds only while the lease is the key's current one and releases it;
 ``invalidate`` deletes the record and the lease together, so a refresh that
 began before it can no longer write (Facebook's memcache stale-set protection).
+Every script that writes a record or frees a lease also ``PUBLISH``es the key on
+the channel ``<prefix>near``: the near caches of the fleet drop their copies,
+and callers waiting for the refresh wake (:mod:`resilient.stores.near`).
 
 Decoding: a hit whose bytes equal the last record decoded for that key
 returns that same :class:`Entry` (and value object) without decoding again, as
@@ -42,7 +45,7 @@ from ..core.errors import StoreUnavailable
 from ..core.events import emit
 from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
-from .near import DROP, NO_SENDER, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter, message
+from .near import DROP, NO_SENDER, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter, message, pubsub_factory
 from .serializers import resolve_serializer
 
 if TYPE_CHECKING:
@@ -276,26 +279,7 @@ class RedisStore:
             raise TypeError(f"near must be a resilient.NearCache, got {near!r}")
         near.attach(self, self.clock.time)
         self._near = near
-        self._subscriber = Subscriber(near, self._pubsub_factory(), self._channel)
-
-    def _pubsub_factory(self) -> Any:
-        """A maker of PubSub objects for the subscriber thread (from the sync client, or one like the async one)."""
-        if self._client is not None:
-            return self._client.pubsub
-        import redis
-
-        kwargs = self._aclient.connection_pool.connection_kwargs if hasattr(self._aclient, "connection_pool") else None
-        if kwargs is None:
-            raise TypeError(
-                "near= with only an asyncio Redis Cluster client: pass a sync RedisCluster beside it "
-                "(RedisStore(sync_cluster, aclient=async_cluster, near=...)) for the subscriber thread"
-            )
-        keep = ("host", "port", "db", "username", "password", "socket_connect_timeout", "client_name", "path")
-        options = {k: kwargs[k] for k in keep if k in kwargs}
-        if "path" in options:
-            options["unix_socket_path"] = options.pop("path")
-        sub = redis.Redis(**options)
-        return sub.pubsub
+        self._subscriber = Subscriber(near, pubsub_factory(self._client, self._aclient), self._channel)
 
     @property
     def near(self) -> NearCache | None:
