@@ -25,13 +25,16 @@ from .core.outcome import Outcome, Predicate, errors, results
 from .core.pipeline import Pipeline, pipeline
 from .core.policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
+from .policies.batch import Batch, BatchLoader
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
+from .policies.once import OncePer
 from .policies.perkey import PerKey
 from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
+from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .stores.memory import MemoryStore
@@ -47,6 +50,8 @@ __all__ = [
     "AdaptiveThrottle",
     "AsyncResilientTransport",
     "Backoff",
+    "Batch",
+    "BatchLoader",
     "Bulkhead",
     "BulkheadFullError",
     "Cache",
@@ -67,6 +72,7 @@ __all__ = [
     "LoadShedder",
     "MemoryStore",
     "NearCache",
+    "OncePer",
     "Outcome",
     "PerKey",
     "PickleSerializer",
@@ -82,6 +88,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "Spread",
     "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
