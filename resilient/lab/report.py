@@ -28,6 +28,7 @@ _HEADERS = {
     "calls_per_refresh": "calls/refresh",
     "clients": "N",
     "redis_cmds": "redis cmds",
+    "redis_peak_rps": "redis peak/s",
 }
 
 

@@ -1,29 +1,33 @@
 """``restart``: 50 instances restart at once with empty local caches and warm the same keys.
 
-A deploy restarts the whole fleet in the same second. 50 instances then serve
-5,000 requests/s over 200 keys (Zipf-popular: a few hot, a long tail), each
-starting with nothing in memory. The origin answers in 200 ms and holds 500
+A deploy restarts the whole fleet in the same second. Each of the 50 instances
+warms its cache with the 50 hottest of the 200 keys (a preload at start), while they
+serve 5,000 requests/s over those keys (Zipf-popular: a few hot, a long tail),
+each starting with nothing in memory. The origin answers in 200 ms and holds 500
 queries at once (then it queues); callers time out after 1 s. The shared
 cache is empty too (a new cache version ships with the deploy). Each
 strategy is the library's real policies:
 
 * ``naive``: each instance keeps its own cache (a dict) and calls the origin on
-  every miss, with no coalescing: every instance loads every key, and a key hit
-  again while its load is in flight is loaded again.
+  every miss, with no coalescing: every instance loads the hot keys at start
+  (50 x 50 calls in the same instant), and a key hit again while its load is in
+  flight is loaded again.
 * ``redis+leases``: ``rs.Cache`` on the shared store (as ``RedisStore``): one
   origin call per key for the whole fleet (the lease); every request is a Redis
   read, and a caller waiting for another instance's load polls.
 * ``redis+near``: the same with ``near=rs.NearCache()`` per instance: after its
   first read an instance serves the key from memory (no Redis command), and a
   caller waiting for another instance's load is woken by the holder's write.
-
-``rs.Spread`` on warm-up (the DESIGN's fourth row) is not in this table yet: it
-ships with the issue on collapsing and cron storms.
+* ``redis+near+spread``: the same, with each warm-up load started at
+  ``uniform(0, 2 s)`` by ``rs.Spread(2.0)``: the fleet's loads (and its Redis
+  commands) are spread over two seconds instead of landing in one instant;
+  requests meanwhile load what they need through the cache.
 
 The shared store is a :class:`~resilient.MemoryStore` standing for Redis: each
 command costs a 0.5 ms round trip, and every write reaches the other instances'
 near caches 1 ms later (the real :class:`~resilient.NearCache` is used; only its
-channel is simulated). "redis cmds" counts the commands the fleet sent it.
+channel is simulated). "redis cmds" counts the commands the fleet sent it,
+"redis peak/s" the most in any one second.
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ from .vloop import VirtualClock, run_virtual
 
 __all__ = ["STRATEGIES", "SimRedis", "run_restart"]
 
-STRATEGIES = ("naive", "redis+leases", "redis+near")
+STRATEGIES = ("naive", "redis+leases", "redis+near", "redis+near+spread")
+WARM_SPREAD = 2.0
+WARM_SHARE = 4  # each instance preloads the hottest quarter of the keys
 TIMEOUT = 1.0
 LATENCY, CAPACITY = 0.2, 500
 RTT, PROPAGATION = 0.0005, 0.001
@@ -58,7 +64,7 @@ class SimRedis:
     it as ``RedisStore(..., near=)`` does, and writes notify every instance's near cache.
     """
 
-    def __init__(self, shared: rs.MemoryStore, fleet: list[NearCache], counts: list[int], near: bool) -> None:
+    def __init__(self, shared: rs.MemoryStore, fleet: list[NearCache], counts: Recorder, near: bool) -> None:
         self.shared = shared
         self.fleet = fleet
         self.counts = counts
@@ -74,8 +80,9 @@ class SimRedis:
             self.near.up()
 
     async def _trip(self) -> None:
-        self.counts[0] += 1
+        self.counts.origin_started()  # the recorder counts Redis commands here, and their busiest second
         await asyncio.sleep(RTT)
+        self.counts.origin_finished()
 
     def _publish(self, kind: bytes, key: str) -> None:
         sender = b"-" if self.near is None else self.near.sender
@@ -150,7 +157,7 @@ class SimRedis:
 
 
 def _build(
-    name: str, *, origin: SimOrigin, clock: rs.Clock, rng: random.Random, instances: int, counts: list[int]
+    name: str, *, origin: SimOrigin, clock: rs.Clock, rng: random.Random, instances: int, counts: Recorder
 ) -> Callable[[int, str], Awaitable[Any]]:
     """``get(instance, key)`` for the strategy, each instance with its own (empty) local state."""
 
@@ -173,7 +180,7 @@ def _build(
     fleet: list[NearCache] = []
     cached = []
     for _ in range(instances):
-        store = SimRedis(shared, fleet, counts, near=name == "redis+near")
+        store = SimRedis(shared, fleet, counts, near=name.startswith("redis+near"))
         store.attach(clock)
         cache = rs.Cache(ttl=300, store=store, key="item:{key}", lock_wait=2 * TIMEOUT, clock=clock, rng=rng)
         cached.append(cache(fetch))
@@ -190,8 +197,9 @@ async def _run_one(name: str, *, instances: int, rate: float, keys: int, duratio
     rng = random.Random(f"{seed}:restart:{name}")
     recorder = Recorder(loop.time)
     origin = SimOrigin(recorder, latency=LATENCY, capacity=CAPACITY)
-    counts = [0]
+    counts = Recorder(loop.time)
     get = _build(name, origin=origin, clock=clock, rng=rng, instances=instances, counts=counts)
+    warm = rs.Spread(WARM_SPREAD, rng=rng, clock=clock)(get) if name.endswith("+spread") else get
     names = [f"k{i}" for i in range(keys)]
     weights = list(accumulate(1.0 / (i + 1) for i in range(keys)))  # Zipf, s = 1
     draw = random.Random(f"{seed}:restart:keys")  # the same requests for every strategy
@@ -203,8 +211,16 @@ async def _run_one(name: str, *, instances: int, rate: float, keys: int, duratio
         [key] = draw.choices(names, cum_weights=weights)
         await get(counter % instances, key)
 
+    # Every instance warms the hottest keys at start, beside the requests (a failed warm-up load is skipped).
+    async def warm_one(instance: int, key: str) -> None:
+        await warm(instance, key)
+
+    hot = names[: max(1, keys // WARM_SHARE)]
+    warming = [loop.create_task(warm_one(i, key)) for i in range(instances) for key in hot]
     await open_loop(recorder, request, rate=rate, duration=duration, drain=10 * TIMEOUT)
-    return recorder.result(name, until=loop.time(), extra={"redis_cmds": counts[0] if name != "naive" else 0})
+    await asyncio.gather(*warming, return_exceptions=True)
+    extra = {"redis_cmds": counts.origin_calls, "redis_peak_rps": counts.peak_rps()}
+    return recorder.result(name, until=loop.time(), extra=extra)
 
 
 def run_restart(
@@ -243,7 +259,13 @@ def run_restart(
         f"{instances} instances restart at once, {rate:,.0f} requests/s over {keys} keys (Zipf), {duration:g} s;"
         f" origin 200 ms, 500 at once; Redis 0.5 ms a command, near invalidation 1 ms"
     )
-    summary.append("rs.Spread on warm-up: not in this table yet (it comes with the issue on cron storms)")
+    spread = by_name.get("redis+near+spread")
+    if near is not None and spread is not None:
+        summary.append(
+            f"rs.Spread({WARM_SPREAD:g}) on warm-up: peak origin concurrency {near.peak_origin_concurrency:,}"
+            f" -> {spread.peak_origin_concurrency:,}, Redis's busiest second {near.extra['redis_peak_rps']:,.0f}"
+            f" -> {spread.extra['redis_peak_rps']:,.0f} commands"
+        )
     return ScenarioResult(
         name="restart",
         title=f"restart: {instances} instances restart at once with empty caches ({keys} keys, {rate:,.0f}/s)",

@@ -36,3 +36,12 @@ def test_restart_is_deterministic_for_a_seed() -> None:
     first = [s.as_dict() for s in small(seed=3).strategies]
     second = [s.as_dict() for s in small(seed=3).strategies]
     assert first == second
+
+
+def test_restart_spread_warm_up_lowers_redis_busiest_second_without_more_origin_calls() -> None:
+    """rs.Spread on the warm-up spreads the fleet's Redis commands; the origin still sees one call per key."""
+    result = small()
+    near, spread = result.strategy("redis+near"), result.strategy("redis+near+spread")
+    assert spread.origin_calls == near.origin_calls
+    assert spread.extra["redis_peak_rps"] < near.extra["redis_peak_rps"]
+    assert spread.errors == 0
