@@ -228,7 +228,7 @@ def run_restart(
     instances: int = 50,
     rate: float = 5000,
     keys: int = 200,
-    duration: float = 3.0,
+    duration: float = 2.0,
     strategies: tuple[str, ...] = STRATEGIES,
     seed: int = 1,
 ) -> ScenarioResult:
