@@ -50,6 +50,8 @@ class Room:
     lock_timeout: Callable[[Context, str], CacheLockTimeout]
     origin_calls: Counter
     errors: Counter
+    #: ``observe(seconds, error)`` callables told of every origin call (appended to by the room).
+    origin_observers: list[Callable[[float, BaseException | None], None]]
     #: The store's ``watch(key)`` / ``awatch(key)`` (a waiter woken by the key's next write), or None: poll.
     watch: Callable[[str], Any] | None = None
     awatch: Callable[[str], Any] | None = None
@@ -107,7 +109,7 @@ def load(room: Room, ctx: Context, key: str, inner: SyncStep) -> Any:
             if delay is None:
                 if plan.cut_short:
                     raise room.lock_timeout(ctx, key)
-                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
                 if waiter is not None:
                     waiter.close()
                     waiter = None
@@ -153,7 +155,7 @@ async def aload(room: Room, ctx: Context, key: str, inner: AsyncStep) -> Any:
             if delay is None:
                 if plan.cut_short:
                     raise room.lock_timeout(ctx, key)
-                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
                 if waiter is not None:
                     waiter.close()
                     waiter = None
@@ -168,6 +170,15 @@ async def aload(room: Room, ctx: Context, key: str, inner: AsyncStep) -> Any:
 
 
 # -- one origin call -----------------------------------------------------------------
+
+
+def _observed(room: Room, started: float, error: BaseException | None) -> None:
+    """Tell the room's origin observers how long the call took (nothing when there are none)."""
+    observers = room.origin_observers
+    if observers:
+        seconds = room.clock.monotonic() - started
+        for observe in observers:
+            observe(seconds, error)
 
 
 def fetch(
@@ -186,6 +197,7 @@ def fetch(
         value = inner(ctx)
     except Exception as exc:
         room.errors.incr()
+        _observed(room, started, exc)
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         fallback = _usable_stale(room, stale)
@@ -196,6 +208,7 @@ def fetch(
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         raise
+    _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = room.new_entry(value, clock.monotonic() - started)
@@ -215,6 +228,7 @@ async def afetch(
         value = await inner(ctx)
     except Exception as exc:
         room.errors.incr()
+        _observed(room, started, exc)
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         fallback = _usable_stale(room, stale)
@@ -225,6 +239,7 @@ async def afetch(
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         raise
+    _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = room.new_entry(value, clock.monotonic() - started)
@@ -250,7 +265,7 @@ def refresh(room: Room, ctx: Context, key: str, inner: SyncStep, due_at: float) 
     try:
         fetch(room, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)
 
@@ -264,6 +279,6 @@ async def arefresh(room: Room, ctx: Context, key: str, inner: AsyncStep, due_at:
     try:
         await afetch(room, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)

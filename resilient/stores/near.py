@@ -331,7 +331,7 @@ class Subscriber:
                 delay = _RECONNECT_FIRST
             except Exception as exc:  # any failure: the copies cannot be trusted until we are back
                 if self.near.live and not self._stop.is_set():
-                    emit("redis.near_down", operation="redis.near", error=repr(exc))
+                    emit("redis.near_down", operation="redis.near", error=exc)
                 self.near.down()
                 self._close()
                 if self._stop.wait(delay):
