@@ -49,7 +49,17 @@ _WARNING = frozenset(
         "redis.release_failed",
     }
 )
-_INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+_INFO = frozenset(
+    {
+        "redis.recovered",
+        "redis.near_down",
+        "redis.near_up",
+        "breaker.half_open",
+        "breaker.closed",
+        "cache.refreshed",
+        "token.refreshed",
+    }
+)
 
 
 #: The policy kind of an event whose name does not begin with it.
