@@ -4,6 +4,7 @@ from . import http  # noqa: F401 (the rs.http namespace: rs.http.client, rs.http
 from ._clock import Clock
 from ._context import Context
 from ._errors import (
+    BufferFullError,
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -21,6 +22,7 @@ from ._machines.cache import XFetch
 from ._outcome import Outcome, Predicate, errors, results
 from ._pipeline import Pipeline, pipeline
 from ._policy import Policy
+from .buffer import RedisStreamQueue, WriteBuffer
 from .http import AsyncResilientTransport, ResilientTransport
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
@@ -45,6 +47,7 @@ __all__ = [
     "AdaptiveThrottle",
     "AsyncResilientTransport",
     "Backoff",
+    "BufferFullError",
     "Bulkhead",
     "BulkheadFullError",
     "Cache",
@@ -73,6 +76,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RedisStore",
+    "RedisStreamQueue",
     "Rejected",
     "ResilienceError",
     "ResilientTransport",
@@ -85,6 +89,7 @@ __all__ = [
     "Token",
     "TokenAuth",
     "TokenProvider",
+    "WriteBuffer",
     "XFetch",
     "add_listener",
     "context_key",
