@@ -225,7 +225,7 @@ def test_no_waiting_skips_sleeps_on_the_system_clock() -> None:
 def test_exported_members_match_all() -> None:
     """__all__ is sorted, complete and names only real members (as httpx checks)."""
     public = {name for name in dir(rs) if not name.startswith("_")}
-    modules = {"policies", "stores", "testing", "lab", "http", "serializers", "tokens", "singleflight"}
+    modules = {"policies", "stores", "testing", "lab", "http", "serializers", "tokens", "singleflight", "buffer"}
     assert sorted(rs.__all__) == rs.__all__
     assert set(rs.__all__) == public - modules
     assert resilient.testing.__all__ == ["FakeClock", "capture_events", "no_waiting"]
