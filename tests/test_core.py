@@ -233,7 +233,7 @@ def test_exported_members_match_all() -> None:
 
 def test_error_hierarchy() -> None:
     """Every library error derives from ResilienceError; rejections from Rejected."""
-    for cls in (rs.CircuitOpenError, rs.BulkheadFullError, rs.LoadShedError, rs.RateLimitedError):
+    for cls in (rs.CircuitOpenError, rs.BulkheadFullError, rs.LoadShedError, rs.RateLimitedError, rs.BufferFullError):
         assert issubclass(cls, rs.Rejected)
     assert issubclass(rs.Rejected, rs.ResilienceError)
     assert issubclass(rs.TimeoutExceeded, TimeoutError)

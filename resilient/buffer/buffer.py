@@ -207,6 +207,8 @@ class WriteBuffer:
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        if queue is not None and consume:
+            self._ensure_worker()  # a consumer drains the stream from the start, whether or not it puts
 
     # -- the worker -------------------------------------------------------------------
 
@@ -314,11 +316,17 @@ class WriteBuffer:
         return await self.queue.aflush(timeout, consume=self.consume)
 
     def close(self) -> None:
-        """Flush, then stop the worker: no accepted item is lost at a clean close."""
+        """Flush, then stop the worker: no accepted item is lost at a clean close.
+
+        With a shared queue, "flush" means every item held in process reached the
+        stream (where the fleet's consumers write it); the worker finishes its
+        batch in flight, then stops consuming.
+        """
         if self._closed:
             return
         self._check_not_on_worker_loop("close")
-        self.flush()
+        if self._local is not None:
+            self.flush()
         self._closed = True
         self._stop_source()
         thread = self._thread
@@ -329,7 +337,8 @@ class WriteBuffer:
         """The asyncio twin of :meth:`close`."""
         if self._closed:
             return
-        await self.aflush()
+        if self._local is not None:
+            await self.aflush()
         self._closed = True
         if self._local is not None:
             self._local.close()

@@ -445,19 +445,24 @@ class RedisStreamQueue:
                 self._urgent -= 1
 
     def close(self) -> None:
-        """Stop consuming and forwarding (after the buffer's flush)."""
-        self._closing = True
+        """Forward what is held in process to the stream, then stop consuming and forwarding."""
+        if self._outbox.unsettled():
+            self._start_forwarder()
         self._outbox.close()
         forwarder = self._forwarder
         if forwarder is not None:
             forwarder.join()
+        self._closing = True
 
     async def aclose(self) -> None:
-        self._closing = True
+        """The asyncio twin of :meth:`close`."""
+        if self._outbox.unsettled():
+            self._astart_forwarder()
         self._outbox.close()
         task = self._aforwarder
         if task is not None:
             await task
+        self._closing = True
 
     def pending(self) -> int:
         """Items held in process plus the stream's unwritten items (its length, as last read)."""
