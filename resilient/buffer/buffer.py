@@ -8,14 +8,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._errors import BufferFullError
-from .._events import emit
 from .._machines._validate import number, whole
 from .._machines.bucket import TokenBucket
 from .._machines.buffer import BatchPlan
-from .._policy import Policy, operation_name
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.errors import BufferFullError
+from ..core.events import emit
+from ..core.policy import Policy, operation_name
+from ..core.stats import Counter
 from .drain import POLICY, Drain, Gate, Source, Tally, adrain, drain
 from .local import LocalQueue
 
@@ -61,7 +61,7 @@ class SharedQueue(Protocol):
 
     def flush(self, timeout: float | None, *, consume: bool) -> bool: ...
 
-    async def aflush(self, timeout: float | None, *, consume: bool) -> bool: ...
+    async def aflush(self, timeout: float | None, *, consume: bool) -> bool: ...  # noqa: ASYNC109 (the twin of flush(timeout))
 
     def close(self) -> None: ...
 
@@ -303,7 +303,7 @@ class WriteBuffer:
         assert self.queue is not None
         return self.queue.flush(timeout, consume=self.consume)
 
-    async def aflush(self, timeout: float | None = None) -> bool:
+    async def aflush(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109 (the twin of flush(timeout))
         """The asyncio twin of :meth:`flush`."""
         self._check_timeout(timeout)
         if self._async:

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._clock import Clock
-from .._context import Context
-from .._errors import Rejected
-from .._events import emit
 from .._machines.buffer import Hold, after_failure
-from .._policy import Policy
+from ..core.clock import Clock
+from ..core.context import Context
+from ..core.errors import Rejected
+from ..core.events import emit
+from ..core.policy import Policy
 
 __all__ = ["Batch", "Drain", "Gate", "Source", "Tally", "adrain", "drain"]
 
@@ -121,7 +121,9 @@ def _refusal(error: BaseException) -> tuple[bool, float]:
 def _written(d: Drain, batch: Batch, attempts: int) -> None:
     n = len(batch.items)
     d.tally.add(written=n, batches=1, retried=max(0, attempts - 1))
-    emit("buffer.written", **_fields(d), items=n, attempts=attempts, lag=max(0.0, d.clock.monotonic() - batch.oldest_at))
+    emit(
+        "buffer.written", **_fields(d), items=n, attempts=attempts, lag=max(0.0, d.clock.monotonic() - batch.oldest_at)
+    )
 
 
 def _dead_lettered(d: Drain, batch: Batch, error: BaseException, attempts: int) -> None:

@@ -17,8 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._clock import Clock
 from .._machines.buffer import BatchPlan, Cut, Idle
+from ..core.clock import Clock
 from .drain import Batch
 
 __all__ = ["LocalQueue"]
@@ -100,7 +100,7 @@ class LocalQueue:
             self._event = event
             self._wake_async = wake
 
-    def _decide(self) -> Batch | Cut | Idle | float | None:
+    def _decide(self) -> Batch | Idle | float | None:
         """A batch taken, None (closing and empty), Idle, or seconds to linger. Lock held."""
         items = self._items
         n = len(items)
@@ -209,7 +209,7 @@ class LocalQueue:
             finally:
                 self._urgent -= 1
 
-    async def aflush(self, timeout: float | None) -> bool:
+    async def aflush(self, timeout: float | None) -> bool:  # noqa: ASYNC109 (the twin of flush(timeout))
         """The asyncio twin of :meth:`flush`."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()

@@ -23,14 +23,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._clock import Clock
-from .._errors import BufferFullError, StoreUnavailable
-from .._events import emit
 from .._machines._validate import number, whole
 from .._machines.buffer import BatchPlan
 from .._machines.store_breaker import StoreBreaker
-from ..serializers import resolve_serializer
+from ..core.clock import Clock
+from ..core.errors import BufferFullError, StoreUnavailable
+from ..core.events import emit
 from ..stores._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds
+from ..stores.serializers import resolve_serializer
 from .drain import POLICY, Batch
 from .local import LocalQueue
 
@@ -153,7 +153,9 @@ class RedisStreamQueue:
         self.on_store_error = on_store_error
         self.operation = operation
         # Items put while Redis is down (on_store_error="local"), forwarded in order when it is back.
-        self._outbox = LocalQueue(plan=BatchPlan(batch_size=plan.batch_size, linger=0.0), clock=clock, max_pending=max_pending)
+        self._outbox = LocalQueue(
+            plan=BatchPlan(batch_size=plan.batch_size, linger=0.0), clock=clock, max_pending=max_pending
+        )
 
     def source(self, *, consume: bool) -> Any:
         return _StreamSource(self, consume)
@@ -176,7 +178,13 @@ class RedisStreamQueue:
         with self._lock:
             self._breaker.failure(time.monotonic())
             self._group_ready = False  # a restarted server may have lost the group
-        emit("buffer.store_error", **self._fields(), method=method, error=type(exc).__name__, error_message=str(exc)[:200])
+        emit(
+            "buffer.store_error",
+            **self._fields(),
+            method=method,
+            error=type(exc).__name__,
+            error_message=str(exc)[:200],
+        )
         return StoreUnavailable(f"redis stream failed in {method}: {exc!r}")
 
     def _ok(self) -> None:
@@ -231,7 +239,9 @@ class RedisStreamQueue:
         import redis
 
         try:
-            await self._acall("xgroup_create", self.client.xgroup_create, self.stream, self.group, id="0", mkstream=True)
+            await self._acall(
+                "xgroup_create", self.client.xgroup_create, self.stream, self.group, id="0", mkstream=True
+            )
         except redis.ResponseError as exc:
             if not self._is_busygroup(exc):
                 raise
@@ -264,8 +274,8 @@ class RedisStreamQueue:
         self._added(reply)
 
     def _encode(self, item: Any) -> bytes:
-        data = self.serializer.dumps(item)
-        return data.encode() if isinstance(data, str) else data
+        data: Any = self.serializer.dumps(item)
+        return data.encode() if isinstance(data, str) else bytes(data)  # a dumps returning str is UTF-8
 
     def _keep_local(self, data: bytes, error: StoreUnavailable | None) -> None:
         """Hold ``data`` in process (Redis down, ``on_store_error="local"``), in put order."""
@@ -370,7 +380,11 @@ class RedisStreamQueue:
         upto = f"{last[0]}-{last[1]}"
         self._ensure_group()
         groups = self._call("xinfo_groups", self.client.xinfo_groups, self.stream)
-        return self._acked(groups, self._call("xpending_range", self.client.xpending_range, self.stream, self.group, "-", upto, 1), last)
+        return self._acked(
+            groups,
+            self._call("xpending_range", self.client.xpending_range, self.stream, self.group, "-", upto, 1),
+            last,
+        )
 
     async def _aall_acked(self) -> bool:
         last = self._last_id
@@ -417,7 +431,7 @@ class RedisStreamQueue:
             with self._lock:
                 self._urgent -= 1
 
-    async def aflush(self, timeout: float | None, *, consume: bool) -> bool:
+    async def aflush(self, timeout: float | None, *, consume: bool) -> bool:  # noqa: ASYNC109 (the twin of flush(timeout))
         """The asyncio twin of :meth:`flush`."""
         import asyncio
 
@@ -590,14 +604,22 @@ class _StreamSource:
                 entries: list[tuple[bytes, Any]] = []
                 if self._claim_due():
                     ms = int(q.claim_after * 1000)
-                    reply = q._call("xautoclaim", q.client.xautoclaim, q.stream, q.group, q.consumer, ms, "0-0", q.plan.batch_size)
+                    reply = q._call(
+                        "xautoclaim", q.client.xautoclaim, q.stream, q.group, q.consumer, ms, "0-0", q.plan.batch_size
+                    )
                     entries = self._claimed(reply)
                 if not entries:
-                    entries = _entries(q._call("xreadgroup", q.client.xreadgroup, **self._read_args(q.plan.batch_size, _POLL)))
+                    entries = _entries(
+                        q._call("xreadgroup", q.client.xreadgroup, **self._read_args(q.plan.batch_size, _POLL))
+                    )
                     first_seen = time.monotonic()
                     while entries and (wait := self._cut(len(entries), first_seen)) > 0:
                         more = _entries(
-                            q._call("xreadgroup", q.client.xreadgroup, **self._read_args(q.plan.batch_size - len(entries), wait))
+                            q._call(
+                                "xreadgroup",
+                                q.client.xreadgroup,
+                                **self._read_args(q.plan.batch_size - len(entries), wait),
+                            )
                         )
                         entries.extend(more)
                 attempt = 0

@@ -117,7 +117,7 @@ def test_the_1001st_put_is_refused_at_max_pending_and_memory_stays_bounded() -> 
 
 
 def test_a_poison_batch_is_dead_lettered_once_and_later_items_are_written() -> None:
-    """One item always fails: Retry(attempts=3) tries its batch 3 times, dead_letter sees it once, the rest is written."""
+    """One item always fails: its batch is tried 3 times, dead_letter sees it once, the rest is written."""
     clock = FakeClock()
     attempts_seen: list[list[Any]] = []
     written: list[Any] = []
@@ -247,10 +247,9 @@ async def test_a_blocking_flush_on_the_workers_loop_is_refused() -> None:
 
 def test_the_written_event_names_the_batch() -> None:
     """Each batch written emits buffer.written with its size, attempts and lag."""
-    with capture_events() as events:
-        with rs.WriteBuffer(lambda items: None, clock=FakeClock()) as buffer:
-            buffer.put(1)
-            buffer.put(2)
+    with capture_events() as events, rs.WriteBuffer(lambda items: None, clock=FakeClock()) as buffer:
+        buffer.put(1)
+        buffer.put(2)
     written = [e for e in events if e["event"] == "buffer.written"]
     assert written and sum(e["items"] for e in written) == 2
     assert {e["policy"] for e in written} == {"write_buffer"} and written[0]["attempts"] == 1

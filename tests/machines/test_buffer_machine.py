@@ -22,7 +22,8 @@ def test_a_full_batch_is_cut_at_once() -> None:
 def test_a_partial_batch_lingers_until_its_oldest_item_waited_linger() -> None:
     """A partial batch waits what remains of linger, then is cut."""
     plan = BatchPlan(batch_size=10, linger=0.05)
-    assert plan.next(1.0, 3, 0.99) == Linger(pytest.approx(0.04))
+    decision = plan.next(1.0, 3, 0.99)
+    assert isinstance(decision, Linger) and decision.seconds == pytest.approx(0.04)
     assert plan.next(1.04, 3, 0.99) == Cut(3)
 
 
@@ -44,7 +45,9 @@ def test_a_failure_is_dead_lettered_and_a_refusal_held() -> None:
     assert after_failure(refused=True, retry_after=1e9, linger=0.05) == Hold(MAX_HOLD)
 
 
-@pytest.mark.parametrize(("kwargs", "param"), [({"batch_size": 0, "linger": 0}, "batch_size"), ({"batch_size": 1, "linger": -1}, "linger")])
+@pytest.mark.parametrize(
+    ("kwargs", "param"), [({"batch_size": 0, "linger": 0}, "batch_size"), ({"batch_size": 1, "linger": -1}, "linger")]
+)
 def test_bad_options(kwargs: dict[str, float], param: str) -> None:
     """Bad options raise ValueError naming the parameter."""
     with pytest.raises(ValueError, match=param):
