@@ -575,7 +575,7 @@ class _StreamSource:
             emit("buffer.claimed", **self.q._fields(), items=len(entries))
         return entries
 
-    def _stopping(self) -> bool:
+    def _finished(self) -> bool:
         return not self.consume or self.q._closing
 
     def _read_args(self, count: int, block: float) -> dict[str, Any]:
@@ -595,7 +595,7 @@ class _StreamSource:
 
     def take(self) -> Batch | None:
         q, attempt = self.q, 0
-        while not self._stopping():
+        while not self._finished():
             try:
                 if q._unacked:
                     self._ack(q._unacked)
@@ -644,7 +644,7 @@ class _StreamSource:
         import asyncio
 
         q, attempt = self.q, 0
-        while not self._stopping():
+        while not self._finished():
             try:
                 if q._unacked:
                     await self._aack(q._unacked)
