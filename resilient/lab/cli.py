@@ -13,7 +13,7 @@ from .vloop import quiet_logs
 
 __all__ = ["SCENARIOS", "main", "run_scenarios"]
 
-SCENARIOS = ("expiry", "retry-storm", "backoff", "token")
+SCENARIOS = ("expiry", "retry-storm", "backoff", "token", "write-spike")
 
 
 def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]:
@@ -25,6 +25,10 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
         from .scenario_retry_storm import run_retry_storm
 
         return lambda: run_retry_storm(seed=seed)
+    if name == "write-spike":
+        from .scenario_write_spike import run_write_spike
+
+        return lambda: run_write_spike(seed=seed)
     if name == "backoff":
         from .scenario_backoff import DEFAULT_CLIENTS, DEFAULT_RUNS, FULL_CLIENTS, FULL_RUNS, run_backoff
 

@@ -27,6 +27,8 @@ _HEADERS = {
     "refreshes": "refreshes",
     "calls_per_refresh": "calls/refresh",
     "clients": "N",
+    "drain_s": "drain s",
+    "dead_lettered": "dead-lettered",
 }
 
 
