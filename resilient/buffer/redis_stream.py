@@ -575,6 +575,13 @@ class _StreamSource:
             emit("buffer.claimed", **self.q._fields(), items=len(entries))
         return entries
 
+    def _answer(self, exc: Exception) -> None:
+        """Redis answered with an error: a lost group is made again, anything else is told."""
+        if "NOGROUP" in str(exc):
+            self.q._group_ready = False
+        else:
+            emit("buffer.worker_error", **self.q._fields(), error=type(exc).__name__, error_message=str(exc)[:200])
+
     def _finished(self) -> bool:
         return not self.consume or self.q._closing
 
@@ -633,11 +640,10 @@ class _StreamSource:
             except StoreUnavailable:
                 time.sleep(q._pause(attempt))
                 attempt += 1
-            except Exception as exc:
-                if "NOGROUP" in str(exc):
-                    q._group_ready = False
-                    continue
-                raise
+            except Exception as exc:  # an answer from Redis (NOGROUP after a restart, ...): never stop the worker
+                self._answer(exc)
+                time.sleep(q._pause(attempt))
+                attempt += 1
         return None
 
     async def atake(self) -> Batch | None:
@@ -676,10 +682,9 @@ class _StreamSource:
                 await asyncio.sleep(q._pause(attempt))
                 attempt += 1
             except Exception as exc:
-                if "NOGROUP" in str(exc):
-                    q._group_ready = False
-                    continue
-                raise
+                self._answer(exc)
+                await asyncio.sleep(q._pause(attempt))
+                attempt += 1
         return None
 
     def _ack(self, ids: list[Any]) -> None:

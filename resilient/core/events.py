@@ -35,9 +35,25 @@ _WARNING = frozenset(
         "cache.encode_error",
         "token.refresh_failed",
         "token.store_error",
+        "buffer.dead_lettered",
+        "buffer.dead_letter_failed",
+        "buffer.decode_error",
+        "buffer.store_error",
+        "buffer.worker_error",
     }
 )
-_INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+_INFO = frozenset(
+    {
+        "redis.recovered",
+        "breaker.half_open",
+        "breaker.closed",
+        "cache.refreshed",
+        "token.refreshed",
+        "buffer.local",
+        "buffer.forwarded",
+        "buffer.claimed",
+    }
+)
 
 
 def add_listener(callback: Listener) -> None:
