@@ -200,7 +200,7 @@ def test_redis_stopped_local_mode_buffers_and_forwards_when_back(redis_server: A
 @pytest.mark.slow
 def test_a_fleet_of_4_producers_and_2_consumers_survives_a_killed_consumer(redis_url: str) -> None:
     """4 producers x 5,000, 2 consumers, one SIGKILLed mid-batch: none lost, duplicates only its batch, rate held."""
-    rate, batch, producers, per = 4_000.0, 100, 4, 5_000
+    rate, batch, producers, per = 1_000.0, 100, 4, 5_000  # a rate below what 4 producers put: it binds
     stream = "fleet"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     base = [sys.executable, "-m", "tests.buffer.stream_worker", redis_url]
@@ -241,6 +241,11 @@ def test_a_fleet_of_4_producers_and_2_consumers_survives_a_killed_consumer(redis
         times = sorted(t for *_, t in rows)
         t0 = times[0]
         worst = max(i + 1 - (rate * (t - t0) + batch) for i, t in enumerate(times))
+        span = times[-1] - t0
+        print(
+            f"fleet: {len(rows):,} writes, {len(duplicates)} duplicates (killed batch {len(hung)}),"
+            f" {len(rows) / max(span, 1e-9):,.0f} items/s over {span:.2f} s, worst excess over rate*t+batch {worst:.0f}"
+        )
         assert worst <= rate * 0.05  # within rate*t + batch_size (50 ms of clock slack between processes)
     finally:
         for p in procs:
