@@ -27,13 +27,16 @@ from .core.outcome import Outcome, Predicate, errors, results
 from .core.pipeline import Pipeline, pipeline
 from .core.policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
+from .policies.batch import Batch, BatchLoader
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
+from .policies.once import OncePer
 from .policies.perkey import PerKey
 from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
+from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .stores.memory import MemoryStore
@@ -48,6 +51,8 @@ __all__ = [
     "AdaptiveThrottle",
     "AsyncResilientTransport",
     "Backoff",
+    "Batch",
+    "BatchLoader",
     "BufferFullError",
     "Bulkhead",
     "BulkheadFullError",
@@ -68,6 +73,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "OncePer",
     "Outcome",
     "PerKey",
     "PickleSerializer",
@@ -84,6 +90,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "Spread",
     "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",
