@@ -23,7 +23,7 @@ from ..core.errors import Rejected
 from ..core.events import emit
 from ..core.policy import Policy
 
-__all__ = ["Batch", "Drain", "Gate", "Source", "Tally", "adrain", "drain"]
+__all__ = ["Taken", "Drain", "Gate", "Source", "Tally", "adrain", "drain"]
 
 POLICY = "write_buffer"
 
@@ -32,7 +32,7 @@ MIN_WAIT = 1e-6
 
 
 @dataclass(slots=True)
-class Batch:
+class Taken:
     """Items taken together, when the oldest of them was put, and the queue's handles for them."""
 
     items: list[Any]
@@ -43,13 +43,13 @@ class Batch:
 class Source(Protocol):
     """Where batches come from: ``take`` waits for one (None once closing and drained); ``settle`` acks it."""
 
-    def take(self) -> Batch | None: ...
+    def take(self) -> Taken | None: ...
 
-    async def atake(self) -> Batch | None: ...
+    async def atake(self) -> Taken | None: ...
 
-    def settle(self, batch: Batch) -> None: ...
+    def settle(self, batch: Taken) -> None: ...
 
-    async def asettle(self, batch: Batch) -> None: ...
+    async def asettle(self, batch: Taken) -> None: ...
 
 
 class Gate(Protocol):
@@ -118,7 +118,7 @@ def _refusal(error: BaseException) -> tuple[bool, float]:
     return True, float(hint) if isinstance(hint, (int, float)) else 0.0
 
 
-def _written(d: Drain, batch: Batch, attempts: int) -> None:
+def _written(d: Drain, batch: Taken, attempts: int) -> None:
     n = len(batch.items)
     d.tally.add(written=n, batches=1, retried=max(0, attempts - 1))
     emit(
@@ -126,12 +126,12 @@ def _written(d: Drain, batch: Batch, attempts: int) -> None:
     )
 
 
-def _dead_lettered(d: Drain, batch: Batch, error: BaseException, attempts: int) -> None:
+def _dead_lettered(d: Drain, batch: Taken, error: BaseException, attempts: int) -> None:
     d.tally.add(dead_lettered=len(batch.items), retried=max(0, attempts - 1))
     emit("buffer.dead_lettered", **_fields(d), items=len(batch.items), attempts=attempts, **_error_fields(error))
 
 
-def _held(d: Drain, batch: Batch, error: BaseException, hold: Hold) -> None:
+def _held(d: Drain, batch: Taken, error: BaseException, hold: Hold) -> None:
     emit("buffer.held", **_fields(d), items=len(batch.items), delay=hold.seconds, **_error_fields(error))
 
 
@@ -167,7 +167,7 @@ def _wait_rate(d: Drain, n: int) -> None:
         d.clock.sleep(max(wait, MIN_WAIT))
 
 
-def _write_batch(d: Drain, batch: Batch) -> None:
+def _write_batch(d: Drain, batch: Taken) -> None:
     while True:
         attempts = 0
 
@@ -226,7 +226,7 @@ async def _await_rate(d: Drain, n: int) -> None:
         await d.clock.asleep(max(wait, MIN_WAIT))
 
 
-async def _awrite_batch(d: Drain, batch: Batch) -> None:
+async def _awrite_batch(d: Drain, batch: Taken) -> None:
     while True:
         attempts = 0
 

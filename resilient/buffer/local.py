@@ -19,7 +19,7 @@ from typing import Any
 
 from .._machines.buffer import BatchPlan, Cut, Idle
 from ..core.clock import Clock
-from .drain import Batch
+from .drain import Taken
 
 __all__ = ["LocalQueue"]
 
@@ -100,7 +100,7 @@ class LocalQueue:
             self._event = event
             self._wake_async = wake
 
-    def _decide(self) -> Batch | Idle | float | None:
+    def _decide(self) -> Taken | Idle | float | None:
         """A batch taken, None (closing and empty), Idle, or seconds to linger. Lock held."""
         items = self._items
         n = len(items)
@@ -111,17 +111,17 @@ class LocalQueue:
             taken = [items.popleft() for _ in range(decision.n)]
             self._in_flight = decision.n
             self._in_flight_oldest = taken[0][0]
-            return Batch([item for _, item in taken], taken[0][0])
+            return Taken([item for _, item in taken], taken[0][0])
         if isinstance(decision, Idle):
             return None if self._closing else decision
         return decision.seconds
 
-    def take(self) -> Batch | None:
+    def take(self) -> Taken | None:
         """The next batch, waiting for it; None once closing and empty."""
         with self._lock:
             while True:
                 got = self._decide()
-                if got is None or isinstance(got, Batch):
+                if got is None or isinstance(got, Taken):
                     return got
                 if isinstance(got, Idle):
                     self._waiting = _IDLE
@@ -138,14 +138,14 @@ class LocalQueue:
                         self._lock.acquire()
                 self._waiting = _NOT_WAITING
 
-    async def atake(self) -> Batch | None:
+    async def atake(self) -> Taken | None:
         """The asyncio twin of :meth:`take` (call :meth:`bind_loop` first)."""
         event = self._event
         assert event is not None, "bind_loop() first"
         while True:
             with self._lock:
                 got = self._decide()
-                if got is None or isinstance(got, Batch):
+                if got is None or isinstance(got, Taken):
                     return got
                 event.clear()
                 self._waiting = _IDLE if isinstance(got, Idle) else _LINGERING
@@ -163,7 +163,7 @@ class LocalQueue:
                 with self._lock:
                     self._waiting = _NOT_WAITING
 
-    def settle(self, batch: Batch) -> None:
+    def settle(self, batch: Taken) -> None:
         """The batch in flight was written or dead-lettered: wake whoever flushes."""
         with self._lock:
             self._in_flight = 0
@@ -182,7 +182,7 @@ class LocalQueue:
                         keep.append((target, loop, fut))
                 self._futures = keep
 
-    async def asettle(self, batch: Batch) -> None:
+    async def asettle(self, batch: Taken) -> None:
         self.settle(batch)
 
     # -- flush and close ------------------------------------------------------------

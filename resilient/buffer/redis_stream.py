@@ -31,7 +31,7 @@ from ..core.errors import BufferFullError, StoreUnavailable
 from ..core.events import emit
 from ..stores._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds
 from ..stores.serializers import resolve_serializer
-from .drain import POLICY, Batch
+from .drain import POLICY, Taken
 from .local import LocalQueue
 
 if TYPE_CHECKING:
@@ -364,7 +364,7 @@ class RedisStreamQueue:
                     attempt += 1
             self._forwarded(batch)
 
-    def _forwarded(self, batch: Batch) -> None:
+    def _forwarded(self, batch: Taken) -> None:
         self._outbox.settle(batch)
         emit("buffer.forwarded", **self._fields(), items=len(batch.items))
         if not self._outbox.unsettled():
@@ -557,10 +557,10 @@ class _StreamSource:
             oldest = ms if oldest is None else min(oldest, ms)
         return items, ids, oldest
 
-    def _batch(self, items: list[Any], ids: list[Any], oldest_ms: float | None) -> Batch:
+    def _batch(self, items: list[Any], ids: list[Any], oldest_ms: float | None) -> Taken:
         q = self.q
         age = 0.0 if oldest_ms is None else max(0.0, q.clock.time() - oldest_ms / 1000)
-        return Batch(items, q.clock.monotonic() - age, ids)
+        return Taken(items, q.clock.monotonic() - age, ids)
 
     def _claim_due(self) -> bool:
         now = time.monotonic()
@@ -600,7 +600,7 @@ class _StreamSource:
         decision = self.q.plan.next(time.monotonic(), have, first_seen, urgent=self.q._urgent > 0)
         return getattr(decision, "seconds", 0.0)
 
-    def take(self) -> Batch | None:
+    def take(self) -> Taken | None:
         q, attempt = self.q, 0
         while not self._finished():
             try:
@@ -646,7 +646,7 @@ class _StreamSource:
                 attempt += 1
         return None
 
-    async def atake(self) -> Batch | None:
+    async def atake(self) -> Taken | None:
         import asyncio
 
         q, attempt = self.q, 0
@@ -701,14 +701,14 @@ class _StreamSource:
         pipe.xdel(q.stream, *ids)
         await q._acall("xack", pipe.execute)
 
-    def settle(self, batch: Batch) -> None:
+    def settle(self, batch: Taken) -> None:
         """XACK + XDEL the batch (written or dead-lettered); kept for later if Redis is down."""
         try:
             self._ack(batch.ids)
         except StoreUnavailable:
             self.q._unacked.extend(batch.ids)
 
-    async def asettle(self, batch: Batch) -> None:
+    async def asettle(self, batch: Taken) -> None:
         try:
             await self._aack(batch.ids)
         except StoreUnavailable:
