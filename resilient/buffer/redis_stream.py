@@ -283,7 +283,7 @@ class RedisStreamQueue:
             raise BufferFullError(f"redis is down and {self._outbox.max_pending} items wait in process")
         if not self._local_mode:
             self._local_mode = True
-            emit("buffer.local", **self._fields(), error=type(error).__name__ if error else None)
+            emit("buffer.local", **self._fields())
 
     def put(self, item: Any) -> None:
         """XADD ``item`` (or hold it in process while Redis is down, with ``on_store_error="local"``)."""
