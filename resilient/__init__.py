@@ -40,6 +40,7 @@ from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .stores.memory import MemoryStore
+from .stores.near import NearCache
 from .stores.redis import RedisStore
 from .stores.serializers import JsonSerializer, PickleSerializer
 from .tokens.auth import TokenAuth
@@ -73,6 +74,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "NearCache",
     "OncePer",
     "Outcome",
     "PerKey",

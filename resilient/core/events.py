@@ -55,6 +55,8 @@ _WARNING = frozenset(
 _INFO = frozenset(
     {
         "redis.recovered",
+        "redis.near_down",
+        "redis.near_up",
         "breaker.half_open",
         "breaker.closed",
         "cache.refreshed",

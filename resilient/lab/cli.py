@@ -13,7 +13,17 @@ from .vloop import quiet_logs
 
 __all__ = ["SCENARIOS", "main", "run_scenarios"]
 
-SCENARIOS = ("expiry", "retry-storm", "backoff", "token", "collapse", "cron", "partition", "write-spike")
+SCENARIOS = (
+    "expiry",
+    "retry-storm",
+    "backoff",
+    "token",
+    "collapse",
+    "cron",
+    "partition",
+    "restart",
+    "write-spike",
+)
 
 
 def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]:
@@ -39,6 +49,10 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
 
             return lambda: run_backoff(clients=FULL_CLIENTS, runs=FULL_RUNS, seed=seed, progress=tell)
         return lambda: run_backoff(clients=DEFAULT_CLIENTS, runs=DEFAULT_RUNS, seed=seed)
+    if name == "restart":
+        from .scenario_restart import run_restart
+
+        return lambda: run_restart(seed=seed)
     if name == "collapse":
         from .scenario_collapse import run_collapse
 
