@@ -45,6 +45,11 @@ _WARNING = frozenset(
         "cache.encode_error",
         "token.refresh_failed",
         "token.store_error",
+        "buffer.dead_lettered",
+        "buffer.dead_letter_failed",
+        "buffer.decode_error",
+        "buffer.store_error",
+        "buffer.worker_error",
     }
 )
 _INFO = frozenset(
@@ -56,6 +61,9 @@ _INFO = frozenset(
         "breaker.closed",
         "cache.refreshed",
         "token.refreshed",
+        "buffer.local",
+        "buffer.forwarded",
+        "buffer.claimed",
     }
 )
 
