@@ -47,6 +47,11 @@ _WARNING = frozenset(
         "token.store_error",
         "ratelimit.store_error",
         "redis.release_failed",
+        "buffer.dead_lettered",
+        "buffer.dead_letter_failed",
+        "buffer.decode_error",
+        "buffer.store_error",
+        "buffer.worker_error",
     }
 )
 _INFO = frozenset(
@@ -58,6 +63,9 @@ _INFO = frozenset(
         "breaker.closed",
         "cache.refreshed",
         "token.refreshed",
+        "buffer.local",
+        "buffer.forwarded",
+        "buffer.claimed",
     }
 )
 

@@ -29,6 +29,8 @@ _HEADERS = {
     "clients": "N",
     "redis_cmds": "redis cmds",
     "redis_peak_rps": "redis peak/s",
+    "drain_s": "drain s",
+    "dead_lettered": "dead-lettered",
 }
 
 

@@ -11,7 +11,16 @@ import inspect
 import warnings
 from typing import Any
 
-__all__ = ["EXTRA", "client_error", "redis_missing", "sorted_clients", "unblocked_settings", "warn_unbounded"]
+__all__ = [
+    "EXTRA",
+    "check_bytes_client",
+    "client_error",
+    "client_kinds",
+    "redis_missing",
+    "sorted_clients",
+    "unblocked_settings",
+    "warn_unbounded",
+]
 
 EXTRA = 'pip install "resilient[redis]"'
 
@@ -28,6 +37,22 @@ def client_error(name: str, client: object, want: str) -> Exception:
     if redis_missing():
         return ImportError(f"RedisStore needs redis-py (or a valkey-py client): {EXTRA}")
     return TypeError(f"{name} must be {want} (redis-py or valkey-py), got {client!r}")
+
+
+def client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
+    """(redis-py sync client types, asyncio client types, errors meaning unreachable); imports redis lazily.
+
+    For stores that check by type (the write buffer's stream queue); RedisStore itself duck-types.
+    """
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+
+    sync = (redis.Redis, redis.cluster.RedisCluster)
+    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
+    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+    return sync, asyn, failures
 
 
 def client_kind(client: Any) -> str | None:
