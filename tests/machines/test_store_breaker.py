@@ -65,3 +65,18 @@ def test_bad_options_name_the_parameter(kwargs: dict[str, float], match: str) ->
     """Invalid thresholds and timeouts are refused at construction."""
     with pytest.raises((ValueError, TypeError), match=match):
         StoreBreaker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_admit_probe_lets_one_caller_probe_after_reset_timeout() -> None:
+    """For stores whose callers probe: one call passes reset_timeout after opening; its failure reopens."""
+    b = StoreBreaker(failure_threshold=1, reset_timeout=2)
+    b.failure(10.0)
+    assert b.admit_probe(11.0) == pytest.approx(1.0)
+    assert b.admit_probe(12.0) == 0.0
+    assert b.admit_probe(12.0) == 2.0  # one probe at a time
+    assert b.failure(12.5)  # the probe failed: open again from 12.5
+    assert b.admit_probe(14.0) == pytest.approx(0.5)
+    b.abandon()
+    assert b.admit_probe(14.5) == 0.0
+    assert b.success()
+    assert b.admit_probe(14.5) == 0.0
