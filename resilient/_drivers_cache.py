@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ._context import Context
 from ._drivers import asleep, sleep
 from ._events import emit
-from ._machines.cache import FETCH, STALE, USE, PollPlan, after_lookup
+from ._machines.cache import FETCH, STALE, USE, PollPlan, Timed, after_lookup
 from .stores.base import Entry, Lookup, Store
 
 if TYPE_CHECKING:
@@ -115,6 +115,9 @@ def fetch(
     started = clock.monotonic()
     try:
         value = inner(ctx)
+        timed = value if type(value) is Timed else None
+        if timed is not None:
+            value = timed.value
     except Exception as exc:
         cache._errors.incr()
         if lease is not None:
@@ -129,7 +132,10 @@ def fetch(
         raise
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
-    entry, now = cache._entry(value, clock.monotonic() - started)
+    if timed is not None and timed.ttl + timed.stale_ttl <= 0:  # a lifetime of nothing: not stored
+        guard.release(store, key, lease, ctx.operation)
+        return value
+    entry, now = cache._entry(value, clock.monotonic() - started, timed)
     if not guard.set(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)
     return value
@@ -144,6 +150,9 @@ async def afetch(
     started = clock.monotonic()
     try:
         value = await inner(ctx)
+        timed = value if type(value) is Timed else None
+        if timed is not None:
+            value = timed.value
     except Exception as exc:
         cache._errors.incr()
         if lease is not None:
@@ -158,7 +167,10 @@ async def afetch(
         raise
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
-    entry, now = cache._entry(value, clock.monotonic() - started)
+    if timed is not None and timed.ttl + timed.stale_ttl <= 0:  # a lifetime of nothing: not stored
+        await guard.arelease(store, key, lease, ctx.operation)
+        return value
+    entry, now = cache._entry(value, clock.monotonic() - started, timed)
     if not await guard.aset(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -9,7 +10,7 @@ import httpx
 from ._clock import SYSTEM_CLOCK, Clock
 from ._context import Context, replay_forbidden
 from ._http_exchange import AsyncExchange, Exchange, RequestContext
-from ._http_semantics import operation_of, replay_refusal
+from ._http_semantics import DEFAULT_KEYS, RequestKeys, operation_of, replay_refusal
 from ._http_share import for_http
 from ._policy import Policy
 
@@ -19,6 +20,12 @@ __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 def _attempt(ctx: Context) -> Any:
     """The innermost step: one attempt of the request (the exchange takes no arguments)."""
     return ctx.fn()
+
+
+def _keys(credential_headers: Any, fingerprint_key: Any) -> RequestKeys:
+    if credential_headers is None and fingerprint_key is None:
+        return DEFAULT_KEYS
+    return RequestKeys(credential_headers, fingerprint_key)
 
 
 def _check(policy: object, clock: object) -> Clock:
@@ -53,21 +60,41 @@ class ResilientTransport(httpx.BaseTransport):
         policy: any resilient policy or pipeline.
         transport: the transport that sends (default: ``httpx.HTTPTransport()``).
         clock: the clock the enclosing ``Timeout`` uses (its deadline is on it).
+        credential_headers: headers that identify a caller besides ``Authorization``,
+            ``Proxy-Authorization`` and ``Cookie`` (default ``X-Api-Key``, ``X-Auth-Token``):
+            requests differing in them never share a response.
+        fingerprint_key: the HMAC secret of the credential fingerprints in keys (a
+            fleet secret, so members share credentialed entries); random per process
+            by default.
+        heuristic, max_ttl, max_body: the response cache's rules (see
+            :class:`~resilient.http.SharedResponses`).
 
     .. versionadded:: 0.1
     """
 
-    def __init__(self, policy: Policy, transport: httpx.BaseTransport | None = None, *, clock: Clock | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        clock: Clock | None = None,
+        credential_headers: Iterable[str] | None = None,
+        fingerprint_key: str | bytes | None = None,
+        heuristic: bool = False,
+        max_ttl: float | None = None,
+        max_body: int = 1 << 20,
+    ):
         self.clock = _check(policy, clock)
+        self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         self.policy = policy
         self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._chain = for_http(policy).bind(_attempt)
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).bind(_attempt)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange)
+        ctx = RequestContext(operation_of(request), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -99,18 +126,28 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self, policy: Policy, transport: httpx.AsyncBaseTransport | None = None, *, clock: Clock | None = None
+        self,
+        policy: Policy,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        clock: Clock | None = None,
+        credential_headers: Iterable[str] | None = None,
+        fingerprint_key: str | bytes | None = None,
+        heuristic: bool = False,
+        max_ttl: float | None = None,
+        max_body: int = 1 << 20,
     ):
         self.clock = _check(policy, clock)
+        self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         self.policy = policy
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._chain = for_http(policy).abind(_attempt)
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).abind(_attempt)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange)
+        ctx = RequestContext(operation_of(request), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
