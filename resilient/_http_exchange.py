@@ -18,7 +18,15 @@ import httpx
 from ._clock import Clock
 from ._context import Context, current_deadline
 from ._errors import TimeoutExceeded
-from ._http_semantics import DEFAULT_KEYS, RequestKeys, cut_timeouts, from_snapshot, operation_of, snapshot, timeout_phase
+from ._http_semantics import (
+    DEFAULT_KEYS,
+    RequestKeys,
+    cut_timeouts,
+    from_snapshot,
+    operation_of,
+    snapshot,
+    timeout_phase,
+)
 
 __all__ = [
     "AsyncExchange",
@@ -192,7 +200,7 @@ def read_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]
         content = response.content
         return (content if len(content) <= limit else None), True
     stream = response.stream
-    rest = iter(stream)  # type: ignore[call-overload]
+    rest = iter(stream)  # type: ignore[arg-type]
     head: list[bytes] = []
     size = 0
     try:
@@ -215,7 +223,7 @@ async def aread_upto(response: httpx.Response, limit: int) -> tuple[bytes | None
         content = response.content
         return (content if len(content) <= limit else None), True
     stream = response.stream
-    rest = aiter(stream)  # type: ignore[call-overload]
+    rest = aiter(stream)  # type: ignore[arg-type]
     head: list[bytes] = []
     size = 0
     try:
@@ -411,9 +419,7 @@ class RequestContext(Context):
 
     __slots__ = ("_key", "exchange", "keys")
 
-    def __init__(
-        self, operation: str, exchange: Exchange | AsyncExchange, keys: RequestKeys = DEFAULT_KEYS
-    ) -> None:
+    def __init__(self, operation: str, exchange: Exchange | AsyncExchange, keys: RequestKeys = DEFAULT_KEYS) -> None:
         super().__init__(operation, exchange)
         self.exchange = exchange
         self.keys = keys

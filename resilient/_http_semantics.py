@@ -348,6 +348,8 @@ def from_snapshot(snap: Any, request: httpx.Request) -> httpx.Response:
     except (TypeError, KeyError, AttributeError, ValueError, UnicodeError, binascii.Error) as exc:
         raise SnapshotError(f"{type(exc).__name__}") from exc
     try:
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(content), extensions=extensions, request=request)
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(content), extensions=extensions, request=request
+        )
     except (TypeError, ValueError) as exc:
         raise SnapshotError(f"{type(exc).__name__}") from exc

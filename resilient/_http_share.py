@@ -48,6 +48,10 @@ _OWN_VALIDATION = ("if-none-match", "if-modified-since", "if-match", "if-unmodif
 _VALIDATORS = " |v"
 
 
+#: ``_deliver``'s answer when the record it got did not decode (and was dropped).
+UNDECODABLE: Any = object()
+
+
 class Passing:
     """A response for its own caller only, or one not stored: never written (its lifetime is nothing)."""
 
@@ -91,6 +95,10 @@ def _variant_key(key: str, values: dict[str, str]) -> str:
     for name in sorted(values):
         digest.update(name.encode("latin-1", "replace") + b"\0" + values[name].encode("latin-1", "replace") + b"\0\1")
     return f"{key} ^{digest.hexdigest()}"
+
+
+def _key(ctx: Context) -> str:
+    return ctx.key if isinstance(ctx, RequestContext) else ctx.operation
 
 
 def _keys(ctx: Context) -> RequestKeys:
@@ -148,9 +156,10 @@ class SharedResponses(Policy):
                 if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
                     raise ValueError(f"statuses must be HTTP status codes (100-599), got {code!r}")
             self.statuses = codes
-        if max_ttl is not None:
-            if isinstance(max_ttl, bool) or not isinstance(max_ttl, (int, float)) or not max_ttl >= 0:
-                raise ValueError(f"max_ttl must be a number >= 0 or None, got {max_ttl!r}")
+        if max_ttl is not None and (
+            isinstance(max_ttl, bool) or not isinstance(max_ttl, (int, float)) or not max_ttl >= 0
+        ):
+            raise ValueError(f"max_ttl must be a number >= 0 or None, got {max_ttl!r}")
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 0:
             raise ValueError(f"max_body must be an int >= 0, got {max_body!r}")
         self.rules = HttpRules(heuristic=bool(heuristic), max_ttl=max_ttl, max_body=max_body)
@@ -178,9 +187,7 @@ class SharedResponses(Policy):
             return False
         return varies_alike(stored, names, exchange_of(ctx).request, _keys(ctx))  # type: ignore[union-attr]
 
-    def _outcome(
-        self, ctx: Context, response: httpx.Response, body: bytes | None, decoded: bool
-    ) -> tuple[Any, float]:
+    def _outcome(self, ctx: Context, response: httpx.Response, body: bytes | None, decoded: bool) -> tuple[Any, float]:
         """What the sharing policy gets from one origin call (a Timed record, a Passing, or
         PassingError raised), and how long to keep it as the validator record (0: not)."""
         from ._http_rfc import personal, storable
@@ -214,13 +221,13 @@ class SharedResponses(Policy):
 
     def _read_validators(self, ctx: Context) -> Entry | None:
         try:
-            return self.policy.store.get(ctx.key + _VALIDATORS)  # type: ignore[attr-defined, no-any-return]
+            return self.policy.store.get(_key(ctx) + _VALIDATORS)  # type: ignore[attr-defined, no-any-return]
         except Exception:
             return None  # a full request instead; the caller never sees a store error
 
     async def _aread_validators(self, ctx: Context) -> Entry | None:
         try:
-            return await self.policy.store.aget(ctx.key + _VALIDATORS)  # type: ignore[attr-defined, no-any-return]
+            return await self.policy.store.aget(_key(ctx) + _VALIDATORS)  # type: ignore[attr-defined, no-any-return]
         except Exception:
             return None
 
@@ -230,7 +237,7 @@ class SharedResponses(Policy):
         cache: Any = self.policy
         now = cache.clock.time()
         try:
-            cache.store.set(ctx.key + _VALIDATORS, Entry(value.value, now + keep, now + keep), now=now)
+            cache.store.set(_key(ctx) + _VALIDATORS, Entry(value.value, now + keep, now + keep), now=now)
         except Exception:
             pass  # the next revalidation is a full request; the caller never sees a store error
 
@@ -240,7 +247,7 @@ class SharedResponses(Policy):
         cache: Any = self.policy
         now = cache.clock.time()
         try:
-            await cache.store.aset(ctx.key + _VALIDATORS, Entry(value.value, now + keep, now + keep), now=now)
+            await cache.store.aset(_key(ctx) + _VALIDATORS, Entry(value.value, now + keep, now + keep), now=now)
         except Exception:
             pass
 
@@ -280,8 +287,9 @@ class SharedResponses(Policy):
         record["headers"] = [[k, v] for k, v in headers]
         return record
 
-    def _deliver(self, ctx: Context, exchange: Exchange | AsyncExchange, value: Any) -> httpx.Response | None:
-        """The response for this caller from a shared value, or None: it must send its own request."""
+    def _deliver(self, ctx: Context, exchange: Exchange | AsyncExchange, value: Any) -> Any:
+        """The response for this caller from a shared value; None: it must send its own
+        request; UNDECODABLE: the stored record was dropped, ask the cache again."""
         if isinstance(value, Passing):
             if value.owner is exchange:
                 if value.response is not None:
@@ -294,25 +302,27 @@ class SharedResponses(Policy):
         else:
             record = value
         if type(record) is not dict:
-            self._decode_error(ctx, "not a record")
-            return None
-        if record is not exchange.fetched and not self._matches(ctx, record):
-            return None
+            return self._decode_error(ctx, "not a record")
         try:
+            if record is not exchange.fetched and not self._matches(ctx, record):
+                return None
             response = from_snapshot(record, exchange.request)
         except SnapshotError as exc:
-            self._decode_error(ctx, str(exc))
-            return None
+            return self._decode_error(ctx, str(exc))
+        except (TypeError, ValueError, AttributeError) as exc:  # Vary fields of the wrong shape
+            return self._decode_error(ctx, type(exc).__name__)
         exchange.delivered = response
         return response
 
-    def _decode_error(self, ctx: Context, reason: str) -> None:
-        emit("cache.decode_error", operation=ctx.operation, key=ctx.key, reason=reason)
-        if self.stores:
-            try:
-                self.policy.invalidate(ctx.key)  # type: ignore[attr-defined]
-            except Exception:
-                pass
+    def _decode_error(self, ctx: Context, reason: str) -> Any:
+        emit("cache.decode_error", operation=ctx.operation, key=_key(ctx), reason=reason)
+        if not self.stores:
+            return None
+        try:
+            self.policy.invalidate(_key(ctx))  # type: ignore[attr-defined]
+        except Exception:
+            return None
+        return UNDECODABLE
 
     def _variant(self, ctx: Context, exchange: Exchange | AsyncExchange, value: Any) -> Context | None:
         """A context keyed by this request's variant, when ``value`` is a stored record of another one."""
@@ -369,11 +379,14 @@ class SharedResponses(Policy):
                 return inner(ctx)
             value = call(ctx)
             response = self._deliver(ctx, exchange, value)
-            if response is None:
+            if response is UNDECODABLE:
+                value = call(ctx)
+                response = self._deliver(ctx, exchange, value)
+            if response is None or response is UNDECODABLE:
                 variant = self._variant(ctx, exchange, value)
                 if variant is not None:
                     response = self._deliver(variant, exchange, call(variant))
-            return inner(ctx) if response is None else response
+            return inner(ctx) if response is None or response is UNDECODABLE else response
 
         return step
 
@@ -418,11 +431,14 @@ class SharedResponses(Policy):
                 return await inner(ctx)
             value = await call(ctx)
             response = self._deliver(ctx, exchange, value)
-            if response is None:
+            if response is UNDECODABLE:
+                value = await call(ctx)
+                response = self._deliver(ctx, exchange, value)
+            if response is None or response is UNDECODABLE:
                 variant = self._variant(ctx, exchange, value)
                 if variant is not None:
                     response = self._deliver(variant, exchange, await call(variant))
-            return await inner(ctx) if response is None else response
+            return await inner(ctx) if response is None or response is UNDECODABLE else response
 
         return step
 
