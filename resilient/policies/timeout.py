@@ -102,7 +102,7 @@ class Timeout(Policy):
             if dog is None or dog.loop is not loop:
                 dog = _watchdog(loop)
             at = deadline if on_loop_clock else loop.time() + left
-            watch = [task, at, None, False, task.cancelling()]  # a _Watch, as a list: made on every call
+            watch: list[Any] = [task, at, None, False, task.cancelling()]  # a _Watch, as a list: made on every call
             if left <= NEAR:
                 watch[_HANDLE] = loop.call_at(at, _fire, watch)
             else:
@@ -128,7 +128,7 @@ class Timeout(Policy):
                 if handle is None:
                     dog.watches.pop(id(watch), None)
                 else:
-                    handle.cancel()  # type: ignore[attr-defined]
+                    handle.cancel()
                     dog.watches.pop(id(watch), None)
                 ctx.deadline = saved
 
