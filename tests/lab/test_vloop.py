@@ -135,7 +135,7 @@ def test_runs_are_deterministic_for_a_seed() -> None:
 
 def test_quiet_logs_silences_structlog_but_not_listeners() -> None:
     """Inside quiet_logs events still reach listeners; afterwards the library's logger is restored."""
-    from resilient import _events
+    from resilient.core import events as _events
 
     before = _events._logger
     seen: list[str] = []
