@@ -72,16 +72,6 @@ def _deadline_error(exc: httpx.TimeoutException, request: httpx.Request, cut: fr
     return TimeoutExceeded(f"{operation_of(request)}: the deadline passed during the request ({phase})")
 
 
-def _rebuilt(response: httpx.Response, request: httpx.Request, raw: bytes) -> httpx.Response:
-    return httpx.Response(
-        response.status_code,
-        headers=response.headers,
-        stream=httpx.ByteStream(raw),
-        extensions=response.extensions,
-        request=request,
-    )
-
-
 def read_body(response: httpx.Response) -> tuple[bytes, bool]:
     """The body and whether it is decoded: raw as it came, unless it was read already.
 
@@ -316,14 +306,15 @@ class Exchange:
             # Read now: no connection is held through a backoff, and a connection lost
             # mid-body fails this attempt (which a retry may repeat).
             self.response = response
+            stream = response.stream
             try:
-                raw = b"".join(response.iter_raw())
+                raw = b"".join(stream)  # type: ignore[arg-type]
             except httpx.RequestError as exc:
                 _attach(exc, request)
                 raise
             finally:
-                response.close()
-            response = _rebuilt(response, request, raw)
+                stream.close()  # type: ignore[union-attr]
+            response.stream = httpx.ByteStream(raw)  # the same response, its body in memory
         self.response = response
         return response
 
@@ -381,14 +372,15 @@ class AsyncExchange:
             response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
         if (response.status_code >= 400 and not response.is_stream_consumed) or _small(response):
             self.response = response
+            stream = response.stream
             try:
-                raw = b"".join([part async for part in response.aiter_raw()])
+                raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
             except httpx.RequestError as exc:
                 _attach(exc, request)
                 raise
             finally:
-                await response.aclose()
-            response = _rebuilt(response, request, raw)
+                await stream.aclose()  # type: ignore[union-attr]
+            response.stream = httpx.ByteStream(raw)
         self.response = response
         return response
 
