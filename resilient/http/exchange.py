@@ -231,16 +231,14 @@ async def aread_upto(response: httpx.Response, limit: int) -> tuple[bytes | None
 
 
 def _small(response: httpx.Response) -> bool:
-    """A body to read inside the attempt: not read yet, and a Content-Length within PREREAD_LIMIT."""
+    """A body to read inside the attempt: from the network, not read yet, and a
+    Content-Length within PREREAD_LIMIT."""
     if response.is_stream_consumed or hasattr(response, "_content"):
         return False
-    length = response.headers.get("content-length")
-    if length is None:
-        return False
-    try:
-        return 0 <= int(length) <= PREREAD_LIMIT
-    except ValueError:
-        return False
+    for _, name, value in response.headers._list:  # one pass, no decoding (Headers.get scans and decodes)
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= PREREAD_LIMIT
+    return False
 
 
 def _foreign(value: Any, exchange: Exchange | AsyncExchange) -> httpx.Response:
@@ -300,9 +298,12 @@ class Exchange:
                 if error is not None:
                     raise error from exc
             raise
-        if deadline is not None and not response.is_stream_consumed:
+        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+            self.response = response
+            return response
+        if deadline is not None:
             response.stream = _DeadlineStream(response.stream, deadline, self, cut)
-        if (response.status_code >= 400 and not response.is_stream_consumed) or _small(response):
+        if response.status_code >= 400 or _small(response):
             # Read now: no connection is held through a backoff, and a connection lost
             # mid-body fails this attempt (which a retry may repeat).
             self.response = response
@@ -368,9 +369,12 @@ class AsyncExchange:
                 if error is not None:
                     raise error from exc
             raise
-        if deadline is not None and not response.is_stream_consumed:
+        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+            self.response = response
+            return response
+        if deadline is not None:
             response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
-        if (response.status_code >= 400 and not response.is_stream_consumed) or _small(response):
+        if response.status_code >= 400 or _small(response):
             self.response = response
             stream = response.stream
             try:
