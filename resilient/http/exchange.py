@@ -305,8 +305,8 @@ class Exchange:
             response.stream = _DeadlineStream(response.stream, deadline, self, cut)
         if response.status_code >= 400 or _small(response):
             # Read now: no connection is held through a backoff, and a connection lost
-            # mid-body fails this attempt (which a retry may repeat).
-            self.response = response
+            # mid-body fails this attempt (which a retry may repeat). Not yet self.response:
+            # a caller served meanwhile (a background refresh runs on its exchange) closes that.
             stream = response.stream
             try:
                 raw = b"".join(stream)  # type: ignore[arg-type]
@@ -375,7 +375,6 @@ class AsyncExchange:
         if deadline is not None:
             response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
         if response.status_code >= 400 or _small(response):
-            self.response = response
             stream = response.stream
             try:
                 raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
