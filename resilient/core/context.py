@@ -22,7 +22,7 @@ class Context:
     """One call as the policies see it.
 
     Attributes:
-        operation: the function's qualified name, or ``"GET host/path"`` for HTTP.
+        operation: the function's qualified name, or ``"GET host"`` for HTTP.
         fn: the callable at the end of the pipeline.
         args, kwargs: the call's arguments.
         attempt: 0 for the first attempt, 1 for the first retry, ...

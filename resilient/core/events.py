@@ -3,18 +3,28 @@
 Events are named ``policy.event`` (``retry.attempt``, ``breaker.opened``, ...)
 and logged on the structlog logger ``"resilient"``. Listeners receive the same
 event as a plain ``dict`` whose ``"event"`` key holds the name.
+
+One schema (``docs/events.md`` lists every event and field): every event
+carries ``event``, ``policy`` (the policy kind), ``operation`` and ``key`` (the
+partition or cache key, else None; a policy made by ``PerKey`` passes its
+partition's key);
+failures carry ``error`` (the exception's type name) and ``error_message``
+(its text, cut to 200 characters, URLs without query or credentials), and a
+failure that is an HTTP result carries ``status``. :func:`emit` is the one
+place that builds this shape from what an emit site hands it.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Final
 
 import structlog
 
-__all__ = ["add_listener", "emit", "quiet_logs", "remove_listener"]
+__all__ = ["add_listener", "emit", "failure", "quiet_logs", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -38,6 +48,40 @@ _WARNING = frozenset(
     }
 )
 _INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+
+
+#: The policy kind of an event whose name does not begin with it.
+_POLICY_OF_PREFIX: Final = {"ratelimit": "rate_limit", "shed": "shedder", "redis": "redis_store"}
+
+#: ``error_message`` is cut to this many characters.
+MESSAGE_LIMIT: Final = 200
+
+# A URL's userinfo (``user:pass@``) and its query/fragment never reach an event.
+_URL = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?:[^/\s@'\"]*@)?(?P<rest>[^\s?#'\"]*)(?:[?#][^\s'\"]*)?")
+
+_ABSENT: Final[Any] = object()
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    if "://" in text:
+        text = _URL.sub(r"\g<scheme>\g<rest>", text)
+    return text[:MESSAGE_LIMIT]
+
+
+def failure(error: BaseException | None = None, value: object = None) -> dict[str, Any]:
+    """The failure fields of an outcome: its exception, or the HTTP status of a failed result.
+
+    ``emit("retry.gave_up", ..., **failure(outcome.error, outcome.value))``: an
+    exception becomes ``error`` + ``error_message``; a result that is an HTTP
+    response (it has an integer ``status_code``) adds its ``status``.
+    """
+    fields: dict[str, Any] = {"error": error}
+    if error is None:
+        status = getattr(value, "status_code", None)
+        if isinstance(status, int):
+            fields["status"] = status
+    return fields
 
 
 def add_listener(callback: Listener) -> None:
@@ -84,8 +128,45 @@ def _logger() -> Any:
     return logger
 
 
-def emit(event: str, /, **fields: Any) -> None:
-    """Tell structlog and every listener that ``event`` happened."""
+def _schema(
+    event: str, policy: str | None, operation: str | None, key: Any, error: Any, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """The event's fields in the one schema (module docstring)."""
+    if policy is None:
+        prefix = event.partition(".")[0]
+        policy = _POLICY_OF_PREFIX.get(prefix, prefix)
+    out: dict[str, Any] = {"policy": policy, "operation": operation, "key": key}
+    if error is not _ABSENT:
+        if isinstance(error, BaseException):
+            out["error"], out["error_message"] = type(error).__name__, _message(error)
+        else:  # None (a result failure) or a type name already
+            out["error"], out["error_message"] = error, fields.pop("error_message", None)
+    out.update(fields)
+    return out
+
+
+def emit(
+    event: str,
+    /,
+    *,
+    operation: str | None = None,
+    key: Any = None,
+    error: BaseException | str | None = _ABSENT,
+    policy: str | None = None,
+    **fields: Any,
+) -> None:
+    """Tell structlog and every listener that ``event`` happened.
+
+    Args:
+        event: ``policy.event``.
+        operation: the call's operation (``Context.operation``).
+        key: the partition or cache key (a policy's ``partition`` inside ``PerKey``).
+        error: for failures: the exception (or its type name; ``None`` for a
+            failed result, with ``status=`` for an HTTP one).
+        policy: the policy kind, when the event's prefix is not it.
+        fields: the event's own fields (``docs/events.md``).
+    """
+    fields = _schema(event, policy, operation, key, error, fields)
     logger = _logger()
     if event in _WARNING:
         logger.warning(event, **fields)

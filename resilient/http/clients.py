@@ -30,7 +30,16 @@ def _inner_options(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 # Options of the resilient transport itself.
-_OWN_OPTIONS = ("clock", "credential_headers", "fingerprint_key", "heuristic", "max_ttl", "max_body")
+_OWN_OPTIONS = (
+    "clock",
+    "route",
+    "observe",
+    "credential_headers",
+    "fingerprint_key",
+    "heuristic",
+    "max_ttl",
+    "max_body",
+)
 
 
 def _own_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -43,9 +52,9 @@ def client(policy: Policy, **kwargs: Any) -> httpx.Client:
     ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
     ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
     ``transport=`` to wrap your own); ``clock=`` (give it the clock of your
-    ``rs.Timeout``), ``credential_headers=``, ``fingerprint_key=``, ``heuristic=``,
-    ``max_ttl=`` and ``max_body=`` go to the resilient transport (see
-    :class:`ResilientTransport`). Transports given in ``mounts=``
+    ``rs.Timeout``), ``route=``, ``observe=``, ``credential_headers=``,
+    ``fingerprint_key=``, ``heuristic=``, ``max_ttl=`` and ``max_body=`` go to the
+    resilient transport (see :class:`ResilientTransport`). Transports given in ``mounts=``
     are used as they are (wrap them in :class:`ResilientTransport` yourself),
     and proxies from the environment (``HTTPS_PROXY``, ...) are not applied:
     pass ``proxy=``.

@@ -302,20 +302,20 @@ class SharedResponses(Policy):
         else:
             record = value
         if type(record) is not dict:
-            return self._decode_error(ctx, "not a record")
+            return self._decode_error(
+                ctx, SnapshotError(f"a record must be a JSON object, got {type(record).__name__}")
+            )
         try:
             if record is not exchange.fetched and not self._matches(ctx, record):
                 return None
             response = from_snapshot(record, exchange.request)
-        except SnapshotError as exc:
-            return self._decode_error(ctx, str(exc))
-        except (TypeError, ValueError, AttributeError) as exc:  # Vary fields of the wrong shape
-            return self._decode_error(ctx, type(exc).__name__)
+        except (TypeError, ValueError, AttributeError) as exc:  # SnapshotError, or Vary fields of the wrong shape
+            return self._decode_error(ctx, exc)
         exchange.delivered = response
         return response
 
-    def _decode_error(self, ctx: Context, reason: str) -> Any:
-        emit("cache.decode_error", operation=ctx.operation, key=_key(ctx), reason=reason)
+    def _decode_error(self, ctx: Context, error: BaseException) -> Any:
+        emit("cache.decode_error", operation=ctx.operation, key=_key(ctx), error=error, policy="cache")
         if not self.stores:
             return None
         try:

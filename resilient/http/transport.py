@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -17,6 +17,12 @@ from .share import for_http
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 
 
+#: ``observe(seconds, error)``: told the duration of each attempt sent to the origin
+#: and its exception (``None`` when a response came back).
+Observer = Callable[[float, BaseException | None], None]
+Route = Callable[[httpx.Request], str | None]
+
+
 def _attempt(ctx: Context) -> Any:
     """The innermost step: one attempt of the request (the exchange takes no arguments)."""
     return ctx.fn()
@@ -28,11 +34,49 @@ def _keys(credential_headers: Any, fingerprint_key: Any) -> RequestKeys:
     return RequestKeys(credential_headers, fingerprint_key)
 
 
-def _check(policy: object, clock: object) -> Clock:
+def _timed(observe: Observer, clock: Clock) -> Callable[[Context], Any]:
+    """:func:`_attempt`, timed for ``observe``."""
+    monotonic = clock.monotonic
+
+    def timed_attempt(ctx: Context) -> Any:
+        started = monotonic()
+        try:
+            value = ctx.fn()
+        except Exception as exc:
+            observe(monotonic() - started, exc)
+            raise
+        observe(monotonic() - started, None)
+        return value
+
+    return timed_attempt
+
+
+def _atimed(observe: Observer, clock: Clock) -> Callable[[Context], Awaitable[Any]]:
+    """The async twin of :func:`_timed`."""
+    monotonic = clock.monotonic
+
+    async def timed_attempt(ctx: Context) -> Any:
+        started = monotonic()
+        try:
+            value = await ctx.fn()
+        except Exception as exc:
+            observe(monotonic() - started, exc)
+            raise
+        observe(monotonic() - started, None)
+        return value
+
+    return timed_attempt
+
+
+def _check(policy: object, clock: object, route: object = None, observe: object = None) -> Clock:
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a resilient policy (rs.Retry(), rs.pipeline(...), ...), got {policy!r}")
     if clock is not None and not isinstance(clock, Clock):
         raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+    if route is not None and not callable(route):
+        raise TypeError(f"route must be a callable naming a request's route template, got {route!r}")
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe must be a callable (seconds, error), got {observe!r}")
     return clock or SYSTEM_CLOCK
 
 
@@ -40,7 +84,8 @@ class ResilientTransport(httpx.BaseTransport):
     """An httpx transport that sends every request through ``policy``.
 
     Each request is one call of the policy, whose :class:`~resilient.Context`
-    has ``operation`` ``"METHOD host/path"``, no arguments, and ``key`` the
+    has ``operation`` ``"METHOD host"`` (or ``"METHOD host/route"`` with
+    ``route=``: bounded, so a metric label made of it stays small), no arguments, and ``key`` the
     request's key (method, URL and a fingerprint of its credentials: the
     default key of ``rs.Cache`` and ``rs.Coalesce``); each attempt goes to
     ``transport``.
@@ -60,6 +105,12 @@ class ResilientTransport(httpx.BaseTransport):
         policy: any resilient policy or pipeline.
         transport: the transport that sends (default: ``httpx.HTTPTransport()``).
         clock: the clock the enclosing ``Timeout`` uses (its deadline is on it).
+        route: ``route(request)`` names the route template of a request
+            (``"/items/{id}"``) for its ``operation``; ``None`` (or a ``None``
+            answer) names the host alone. Never return the raw path: it would
+            make one metric label value per URL.
+        observe: ``observe(seconds, error)`` after each attempt sent to the
+            origin (``resilient.metrics``' ``origin(name)`` feeds its histogram).
         credential_headers: headers that identify a caller besides ``Authorization``,
             ``Proxy-Authorization`` and ``Cookie`` (default ``X-Api-Key``, ``X-Auth-Token``):
             requests differing in them never share a response.
@@ -70,6 +121,7 @@ class ResilientTransport(httpx.BaseTransport):
             :class:`~resilient.http.SharedResponses`).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 ``operation`` names the host, not the path; ``route=``, ``observe=``.
     """
 
     def __init__(
@@ -78,23 +130,28 @@ class ResilientTransport(httpx.BaseTransport):
         transport: httpx.BaseTransport | None = None,
         *,
         clock: Clock | None = None,
+        route: Route | None = None,
+        observe: Observer | None = None,
         credential_headers: Iterable[str] | None = None,
         fingerprint_key: str | bytes | None = None,
         heuristic: bool = False,
         max_ttl: float | None = None,
         max_body: int = 1 << 20,
     ):
-        self.clock = _check(policy, clock)
+        self.clock = _check(policy, clock, route, observe)
         self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         self.policy = policy
+        self.route = route
         self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).bind(_attempt)
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).bind(
+            _attempt if observe is None else _timed(observe, self.clock)
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange, self.keys)
+        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -121,6 +178,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         policy: any resilient policy or pipeline.
         transport: the transport that sends (default: ``httpx.AsyncHTTPTransport()``).
         clock: the clock the enclosing ``Timeout`` uses.
+        route: as for :class:`ResilientTransport`.
+        observe: as for :class:`ResilientTransport`.
 
     .. versionadded:: 0.1
     """
@@ -131,23 +190,28 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         transport: httpx.AsyncBaseTransport | None = None,
         *,
         clock: Clock | None = None,
+        route: Route | None = None,
+        observe: Observer | None = None,
         credential_headers: Iterable[str] | None = None,
         fingerprint_key: str | bytes | None = None,
         heuristic: bool = False,
         max_ttl: float | None = None,
         max_body: int = 1 << 20,
     ):
-        self.clock = _check(policy, clock)
+        self.clock = _check(policy, clock, route, observe)
         self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         self.policy = policy
+        self.route = route
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).abind(_attempt)
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).abind(
+            _attempt if observe is None else _atimed(observe, self.clock)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange, self.keys)
+        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:

@@ -86,7 +86,7 @@ class OncePer(Policy):
 
     def _store_failed(self, ctx: Context, job: str, exc: StoreUnavailable) -> MemoryStore:
         self._store_errors.incr()
-        emit("once.store_error", policy="once", operation=ctx.operation, key=job, error=type(exc).__name__)
+        emit("once.store_error", policy="once", operation=ctx.operation, key=job, error=exc)
         return self._local
 
     def _skip(self, ctx: Context, job: str, refreshing: bool) -> None:
@@ -96,7 +96,7 @@ class OncePer(Policy):
 
     def _released(self, ctx: Context, job: str, exc: BaseException) -> None:
         self._failed.incr()
-        emit("once.released", policy="once", operation=ctx.operation, key=job, error=type(exc).__name__)
+        emit("once.released", policy="once", operation=ctx.operation, key=job, error=exc)
 
     def bind(self, inner: SyncStep) -> SyncStep:
         def once_step(ctx: Context) -> Any:

@@ -71,6 +71,18 @@ def _takes_one_argument(fn: Callable[..., Any]) -> bool:
     return len(required) == 1
 
 
+def _mark(policy: Policy, key: Any) -> None:
+    """Tell ``policy`` (and a pipeline's policies) the partition it serves: its events carry ``key``.
+
+    Set once, when the policy is made, so a call pays nothing for it; a policy
+    the factory shares between keys keeps the first key.
+    """
+    if policy.partition is None:
+        policy.partition = key
+    for inner in getattr(policy, "policies", ()):
+        _mark(inner, key)
+
+
 class PerKey(Policy):
     """Run each call through the policy of its key, created by ``factory()`` on first use.
 
@@ -85,7 +97,7 @@ class PerKey(Policy):
         key: how a call's key is found, either
             * a callable receiving the call's :class:`~resilient.Context` and
               returning a string (``lambda ctx: ctx.operation`` keys by function,
-              or by ``"GET host/path"`` through the httpx transports), or
+              or by ``"GET host"`` through the httpx transports), or
             * a template formatted with the call's arguments bound to the
               function's parameter names, defaults applied:
               ``key="{host}"`` for ``def fetch(host, path="/")``.
@@ -129,6 +141,7 @@ class PerKey(Policy):
         policy = self.factory(key) if self._factory_takes_key else self.factory()  # type: ignore[call-arg]
         if not isinstance(policy, Policy):
             raise TypeError(f"PerKey factory must return a resilient policy, got {policy!r}")
+        _mark(policy, key)
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:  # another caller may have made it meanwhile: keep theirs
