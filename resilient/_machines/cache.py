@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ._validate import number
 
@@ -24,6 +24,7 @@ __all__ = [
     "XFETCH_REACH",
     "PollPlan",
     "StoreHealth",
+    "Timed",
     "XFetch",
     "after_lookup",
     "classify",
@@ -66,6 +67,22 @@ class XFetch:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "beta", number("beta", self.beta, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """A value with a lifetime of its own, returned by the function a ``Cache`` wraps.
+
+    The cache stores ``value`` fresh for ``ttl`` seconds, then stale for
+    ``stale_ttl`` more (instead of its own ``ttl`` and ``stale_ttl``, without
+    jitter), and hands out ``value``; with ``ttl + stale_ttl <= 0`` it stores
+    nothing. The HTTP response cache gives each response the freshness RFC 9111
+    finds in it this way.
+    """
+
+    value: Any
+    ttl: float
+    stale_ttl: float
 
 
 def xfetch_due(now: float, expires_at: float, delta: float, beta: float, u: float) -> bool:

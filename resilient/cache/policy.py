@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from .._machines._validate import number
-from .._machines.cache import EARLY, FRESH, STALE, XFETCH_REACH, PollPlan, XFetch, classify, lifetime
+from .._machines.cache import EARLY, FRESH, STALE, XFETCH_REACH, PollPlan, Timed, XFetch, classify, lifetime
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context, current_deadline
 from ..core.errors import CacheLockTimeout
@@ -362,9 +362,12 @@ class Cache(Policy):
             self._end_refresh(key)
 
     # -- helpers for the drivers ---------------------------------------------------
-    def _entry(self, value: Any, delta: float) -> tuple[Entry, float]:
-        """A new entry for ``value`` written now, with a jittered lifetime."""
+    def _entry(self, value: Any, delta: float, timed: Timed | None = None) -> tuple[Entry, float]:
+        """A new entry for ``value`` written now: a jittered lifetime, or ``timed``'s own."""
         now = self.clock.time()
+        if timed is not None:
+            expires_at = now + timed.ttl
+            return Entry(value, expires_at, expires_at + timed.stale_ttl, max(0.0, delta)), now
         expires_at = now + lifetime(self.ttl, self.ttl_jitter, self._random())
         return Entry(value, expires_at, expires_at + self.stale_ttl, max(0.0, delta)), now
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._machines.cache import FETCH, STALE, USE, WAIT, PollPlan, after_lookup
+from .._machines.cache import FETCH, STALE, USE, WAIT, PollPlan, Timed, after_lookup
 from ..core.context import Context
 from ..core.events import emit
 from ..core.waiting import asleep, sleep, waiting_disabled
@@ -44,7 +44,7 @@ class Room:
     serve_stale: bool
     stale_if_error: bool
     random: Callable[[], float]
-    new_entry: Callable[[Any, float], tuple[Entry, float]]
+    new_entry: Callable[[Any, float, Timed | None], tuple[Entry, float]]
     served_stale: Callable[..., Any]
     waiting: Callable[..., PollPlan]  # (ctx, key, *, notified)
     lock_timeout: Callable[[Context, str], CacheLockTimeout]
@@ -195,6 +195,9 @@ def fetch(
     started = clock.monotonic()
     try:
         value = inner(ctx)
+        timed = value if type(value) is Timed else None
+        if timed is not None:
+            value = timed.value
     except Exception as exc:
         room.errors.incr()
         _observed(room, started, exc)
@@ -211,7 +214,10 @@ def fetch(
     _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
-    entry, now = room.new_entry(value, clock.monotonic() - started)
+    if timed is not None and timed.ttl + timed.stale_ttl <= 0:  # a lifetime of nothing: not stored
+        guard.release(store, key, lease, ctx.operation)
+        return value
+    entry, now = room.new_entry(value, clock.monotonic() - started, timed)
     if not guard.set(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)
     return value
@@ -226,6 +232,9 @@ async def afetch(
     started = clock.monotonic()
     try:
         value = await inner(ctx)
+        timed = value if type(value) is Timed else None
+        if timed is not None:
+            value = timed.value
     except Exception as exc:
         room.errors.incr()
         _observed(room, started, exc)
@@ -242,7 +251,10 @@ async def afetch(
     _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
-    entry, now = room.new_entry(value, clock.monotonic() - started)
+    if timed is not None and timed.ttl + timed.stale_ttl <= 0:  # a lifetime of nothing: not stored
+        await guard.arelease(store, key, lease, ctx.operation)
+        return value
+    entry, now = room.new_entry(value, clock.monotonic() - started, timed)
     if not await guard.aset(store, key, entry, now, lease, ctx.operation):
         emit("cache.write_refused", operation=ctx.operation, key=key)
     return value

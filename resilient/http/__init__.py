@@ -20,14 +20,28 @@ Rules the transports apply whatever the policy:
 * A response a retry discards is closed before the next attempt; one of 400
   or above is read and its connection released at once.
 * ``Context.operation`` is ``"METHOD host"`` (``route=`` adds a route template); ``ctx.key``, the default
-  key of ``rs.Cache`` and ``rs.Coalesce``, is :func:`request_key`: method, URL
-  and a hash of ``Authorization`` and ``Cookie`` (never the values), so two
-  users never share a response. :func:`request_of` gives custom keys the request.
-* Inside ``rs.Timeout``, each attempt's httpx timeouts are cut to what is left.
-* ``rs.Cache`` and ``rs.Coalesce`` share GET/HEAD responses as snapshots
-  (status, headers, body; JSON-safe for a Redis store); a cache stores only
-  2xx responses without ``Cache-Control: no-store``/``private`` (other
-  statuses: wrap it in :class:`SharedResponses` with ``statuses=``).
+  key of ``rs.Cache`` and ``rs.Coalesce``, is :func:`request_key`: method, host
+  and path, a hash of the whole URL (no query string in any key or event) and
+  a keyed HMAC fingerprint of ``Authorization``, ``Proxy-Authorization``,
+  ``Cookie`` and the ``credential_headers`` (default ``X-Api-Key``,
+  ``X-Auth-Token``; the secret is ``fingerprint_key=``, random per process by
+  default), so two users never share a response. :func:`request_of` gives
+  custom keys the request.
+* Inside ``rs.Timeout``, each attempt's httpx timeouts are cut to what is left,
+  and the deadline bounds reading the body too (``get`` and ``stream``): past
+  it, ``rs.TimeoutExceeded``. Bodies up to 1 MiB (by Content-Length) are read
+  inside the attempt, so a connection lost mid-body is retried.
+* ``rs.Cache`` caches by RFC 9111, decided by hishel's engine acting as a
+  shared cache: ``max-age`` / ``s-maxage`` / ``Expires`` set freshness (the
+  cache's ``ttl`` when the response states none; at most ``max_ttl=``);
+  ``no-store``, ``private``, ``Set-Cookie`` and ``Vary: *`` are never stored;
+  ``no-cache``, ``max-age=0`` and ``must-revalidate`` are revalidated with
+  ``If-None-Match`` / ``If-Modified-Since``, and a ``304`` refreshes the entry;
+  ``Vary`` keeps variants apart; heuristic freshness only with ``heuristic=True``.
+  Bodies over ``max_body`` (1 MiB) stream through, unstored. ``rs.Coalesce``
+  shares responses too, never a personal one (``Set-Cookie``, ``private``,
+  ``no-store``, ``Vary: *``) nor across ``Vary``'d headers. Records are
+  JSON-safe (Redis); one that does not decode is a miss (``cache.decode_error``).
 
 Per-host isolation (the recipe): one breaker and one bulkhead per host, so a
 failing host cannot open the circuit, or fill the bulkhead, of the others::

@@ -29,18 +29,37 @@ def _inner_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+# Options of the resilient transport itself.
+_OWN_OPTIONS = (
+    "clock",
+    "route",
+    "observe",
+    "credential_headers",
+    "fingerprint_key",
+    "heuristic",
+    "max_ttl",
+    "max_body",
+)
+
+
+def _own_options(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {name: kwargs.pop(name) for name in _OWN_OPTIONS if name in kwargs}
+
+
 def client(policy: Policy, **kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` whose requests all run through ``policy``.
 
     ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
     ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
-    ``transport=`` to wrap your own); ``clock=``, ``route=`` and ``observe=`` go to
-    the resilient transport (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
+    ``transport=`` to wrap your own); ``clock=`` (give it the clock of your
+    ``rs.Timeout``), ``route=``, ``observe=``, ``credential_headers=``,
+    ``fingerprint_key=``, ``heuristic=``, ``max_ttl=`` and ``max_body=`` go to the
+    resilient transport (see :class:`ResilientTransport`). Transports given in ``mounts=``
     are used as they are (wrap them in :class:`ResilientTransport` yourself),
     and proxies from the environment (``HTTPS_PROXY``, ...) are not applied:
     pass ``proxy=``.
     """
-    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
+    own = _own_options(kwargs)
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.HTTPTransport(**options)
     return httpx.Client(transport=ResilientTransport(policy, inner, **own), **kwargs)
@@ -48,7 +67,7 @@ def client(policy: Policy, **kwargs: Any) -> httpx.Client:
 
 def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose requests all run through ``policy`` (see :func:`client`)."""
-    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
+    own = _own_options(kwargs)
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(**options)
     return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, **own), **kwargs)

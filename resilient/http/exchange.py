@@ -10,6 +10,7 @@ so a retry's backoff never holds one.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -17,9 +18,30 @@ import httpx
 from ..core.clock import Clock
 from ..core.context import Context, current_deadline
 from ..core.errors import TimeoutExceeded
-from .semantics import cut_timeouts, from_snapshot, operation_of, request_key, snapshot, timeout_phase
+from .semantics import (
+    DEFAULT_KEYS,
+    RequestKeys,
+    cut_timeouts,
+    from_snapshot,
+    operation_of,
+    snapshot,
+    timeout_phase,
+)
 
-__all__ = ["AsyncExchange", "Exchange", "RequestContext", "aread_body", "exchange_of", "read_body"]
+__all__ = [
+    "AsyncExchange",
+    "Exchange",
+    "RequestContext",
+    "aread_body",
+    "aread_upto",
+    "exchange_of",
+    "read_body",
+    "read_upto",
+]
+
+#: Bodies up to this size (by their Content-Length) are read inside the attempt,
+#: so a connection lost mid-body is a failure the attempt's policies see (a retry).
+PREREAD_LIMIT = 1 << 20
 
 _NO_CUT: frozenset[str] = frozenset()
 
@@ -50,16 +72,6 @@ def _deadline_error(exc: httpx.TimeoutException, request: httpx.Request, cut: fr
     return TimeoutExceeded(f"{operation_of(request)}: the deadline passed during the request ({phase})")
 
 
-def _rebuilt(response: httpx.Response, request: httpx.Request, raw: bytes) -> httpx.Response:
-    return httpx.Response(
-        response.status_code,
-        headers=response.headers,
-        stream=httpx.ByteStream(raw),
-        extensions=response.extensions,
-        request=request,
-    )
-
-
 def read_body(response: httpx.Response) -> tuple[bytes, bool]:
     """The body and whether it is decoded: raw as it came, unless it was read already.
 
@@ -81,6 +93,152 @@ async def aread_body(response: httpx.Response) -> tuple[bytes, bool]:
         return b"".join([part async for part in response.aiter_raw()]), False
     finally:
         await response.aclose()
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that ends in ``TimeoutExceeded`` once the attempt's deadline passes."""
+
+    def __init__(self, stream: Any, deadline: float, exchange: Exchange, cut: frozenset[str]) -> None:
+        self.stream = stream
+        self.deadline = deadline
+        self.exchange = exchange
+        self.cut = cut
+
+    def __iter__(self) -> Iterator[bytes]:
+        clock, deadline, request = self.exchange.clock, self.deadline, self.exchange.request
+        try:
+            for chunk in self.stream:
+                yield chunk
+                if clock.monotonic() >= deadline:
+                    raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed while reading the body")
+        except httpx.TimeoutException as exc:
+            error = _deadline_error(exc, request, self.cut) if self.cut else None
+            if error is not None:
+                raise error from exc
+            raise
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _AsyncDeadlineStream(httpx.AsyncByteStream):
+    """The asyncio twin of :class:`_DeadlineStream`."""
+
+    def __init__(self, stream: Any, deadline: float, exchange: AsyncExchange, cut: frozenset[str]) -> None:
+        self.stream = stream
+        self.deadline = deadline
+        self.exchange = exchange
+        self.cut = cut
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        clock, deadline, request = self.exchange.clock, self.deadline, self.exchange.request
+        try:
+            async for chunk in self.stream:
+                yield chunk
+                if clock.monotonic() >= deadline:
+                    raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed while reading the body")
+        except httpx.TimeoutException as exc:
+            error = _deadline_error(exc, request, self.cut) if self.cut else None
+            if error is not None:
+                raise error from exc
+            raise
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+class _Resumed(httpx.SyncByteStream):
+    """The chunks read so far, then the rest of the stream: a body too large to share, passed on."""
+
+    def __init__(self, head: list[bytes], rest: Iterator[bytes], stream: Any) -> None:
+        self.head = head
+        self.rest = rest
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        head, self.head = self.head, []
+        yield from head
+        yield from self.rest
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _AsyncResumed(httpx.AsyncByteStream):
+    """The asyncio twin of :class:`_Resumed`."""
+
+    def __init__(self, head: list[bytes], rest: AsyncIterator[bytes], stream: Any) -> None:
+        self.head = head
+        self.rest = rest
+        self.stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        head, self.head = self.head, []
+        for chunk in head:
+            yield chunk
+        async for chunk in self.rest:
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def read_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]:
+    """The raw body when it is at most ``limit`` bytes (the response ends closed), and whether it
+    is decoded; ``None`` when it is larger: then the response streams on, from its first byte."""
+    if response.is_stream_consumed or hasattr(response, "_content"):
+        content = response.content
+        return (content if len(content) <= limit else None), True
+    stream = response.stream
+    rest = iter(stream)  # type: ignore[arg-type]
+    head: list[bytes] = []
+    size = 0
+    try:
+        for chunk in rest:
+            head.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                response.stream = _Resumed(head, rest, stream)
+                return None, False
+    except BaseException:
+        response.close()
+        raise
+    response.close()
+    return b"".join(head), False
+
+
+async def aread_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]:
+    """The async twin of :func:`read_upto`."""
+    if response.is_stream_consumed or hasattr(response, "_content"):
+        content = response.content
+        return (content if len(content) <= limit else None), True
+    stream = response.stream
+    rest = aiter(stream)  # type: ignore[arg-type]
+    head: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in rest:
+            head.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                response.stream = _AsyncResumed(head, rest, stream)
+                return None, False
+    except BaseException:
+        await response.aclose()
+        raise
+    await response.aclose()
+    return b"".join(head), False
+
+
+def _small(response: httpx.Response) -> bool:
+    """A body to read inside the attempt: from the network, not read yet, and a
+    Content-Length within PREREAD_LIMIT."""
+    if response.is_stream_consumed or hasattr(response, "_content"):
+        return False
+    for _, name, value in response.headers._list:  # one pass, no decoding (Headers.get scans and decodes)
+        if name == b"content-length":
+            return value.isdigit() and int(value) <= PREREAD_LIMIT
+    return False
 
 
 def _foreign(value: Any, exchange: Exchange | AsyncExchange) -> httpx.Response:
@@ -111,7 +269,7 @@ class Exchange:
         delivered: a response made for this request from a shared snapshot.
     """
 
-    __slots__ = ("clock", "delivered", "inner", "request", "response", "timeouts")
+    __slots__ = ("clock", "delivered", "fetched", "inner", "request", "response", "timeouts")
 
     def __init__(self, inner: httpx.BaseTransport, request: httpx.Request, clock: Clock) -> None:
         self.inner = inner
@@ -119,6 +277,7 @@ class Exchange:
         self.clock = clock
         self.response: httpx.Response | None = None
         self.delivered: httpx.Response | None = None
+        self.fetched: Any = None
         self.timeouts: dict[str, float | None] | None = None
 
     def __call__(self) -> httpx.Response:
@@ -139,13 +298,24 @@ class Exchange:
                 if error is not None:
                     raise error from exc
             raise
-        if response.status_code >= 400 and not response.is_stream_consumed:
-            # Read now: no connection is held through a backoff.
+        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+            self.response = response
+            return response
+        if deadline is not None:
+            response.stream = _DeadlineStream(response.stream, deadline, self, cut)
+        if response.status_code >= 400 or _small(response):
+            # Read now: no connection is held through a backoff, and a connection lost
+            # mid-body fails this attempt (which a retry may repeat). Not yet self.response:
+            # a caller served meanwhile (a background refresh runs on its exchange) closes that.
+            stream = response.stream
             try:
-                raw = b"".join(response.iter_raw())
+                raw = b"".join(stream)  # type: ignore[arg-type]
+            except httpx.RequestError as exc:
+                _attach(exc, request)
+                raise
             finally:
-                response.close()
-            response = _rebuilt(response, request, raw)
+                stream.close()  # type: ignore[union-attr]
+            response.stream = httpx.ByteStream(raw)  # the same response, its body in memory
         self.response = response
         return response
 
@@ -170,7 +340,7 @@ class Exchange:
 class AsyncExchange:
     """The asyncio twin of :class:`Exchange`."""
 
-    __slots__ = ("clock", "delivered", "inner", "request", "response", "timeouts")
+    __slots__ = ("clock", "delivered", "fetched", "inner", "request", "response", "timeouts")
 
     def __init__(self, inner: httpx.AsyncBaseTransport, request: httpx.Request, clock: Clock) -> None:
         self.inner = inner
@@ -178,6 +348,7 @@ class AsyncExchange:
         self.clock = clock
         self.response: httpx.Response | None = None
         self.delivered: httpx.Response | None = None
+        self.fetched: Any = None
         self.timeouts: dict[str, float | None] | None = None
 
     async def __call__(self) -> httpx.Response:
@@ -198,12 +369,21 @@ class AsyncExchange:
                 if error is not None:
                     raise error from exc
             raise
-        if response.status_code >= 400 and not response.is_stream_consumed:
+        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+            self.response = response
+            return response
+        if deadline is not None:
+            response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
+        if response.status_code >= 400 or _small(response):
+            stream = response.stream
             try:
-                raw = b"".join([part async for part in response.aiter_raw()])
+                raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
+            except httpx.RequestError as exc:
+                _attach(exc, request)
+                raise
             finally:
-                await response.aclose()
-            response = _rebuilt(response, request, raw)
+                await stream.aclose()  # type: ignore[union-attr]
+            response.stream = httpx.ByteStream(raw)
         self.response = response
         return response
 
@@ -232,19 +412,28 @@ class RequestContext(Context):
     their default key).
     """
 
-    __slots__ = ("_key", "exchange")
+    __slots__ = ("_key", "exchange", "keys")
 
-    def __init__(self, operation: str, exchange: Exchange | AsyncExchange) -> None:
+    def __init__(self, operation: str, exchange: Exchange | AsyncExchange, keys: RequestKeys = DEFAULT_KEYS) -> None:
         super().__init__(operation, exchange)
         self.exchange = exchange
+        self.keys = keys
         self._key: str | None = None
 
     @property
     def key(self) -> str:
         key = self._key
         if key is None:
-            key = self._key = request_key(self.exchange.request)
+            key = self._key = self.keys.key(self.exchange.request)
         return key
+
+    def variant(self, key: str) -> RequestContext:
+        """The same request under another key (one stored variant of a ``Vary``'d response)."""
+        ctx = RequestContext(self.operation, self.exchange, self.keys)
+        ctx._key = key
+        ctx.attempt = self.attempt
+        ctx.deadline = self.deadline
+        return ctx
 
 
 def exchange_of(ctx: Context) -> Exchange | AsyncExchange | None:

@@ -8,8 +8,10 @@ response and returns a plain answer.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -18,10 +20,13 @@ from httpx._multipart import MultipartStream
 from ..core.outcome import Predicate, errors
 
 __all__ = [
+    "DEFAULT_KEYS",
     "IDEMPOTENT_METHODS",
     "RETRYABLE",
     "RETRYABLE_STATUSES",
     "SUCCESS_STATUSES",
+    "RequestKeys",
+    "SnapshotError",
     "cacheable",
     "cut_timeouts",
     "fingerprint",
@@ -103,39 +108,115 @@ def operation_of(request: httpx.Request, route: Callable[[httpx.Request], str | 
     return f"{request.method} {host}"
 
 
-def fingerprint(*secrets: bytes | None) -> str:
-    """A short hash standing for credentials in keys; the values themselves never appear.
+_DEFAULT_CREDENTIAL_HEADERS = ("X-Api-Key", "X-Auth-Token")
+_ALWAYS_CREDENTIALS = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
 
-    Formula: the first 16 bytes of BLAKE2b (personalised ``resilient-http``)
-    over the values, each followed by a separator (``None`` is its own mark), in hex.
+
+def fingerprint(*secrets: bytes | None, key: bytes = b"") -> str:
+    """A short keyed hash standing for credentials in keys; the values themselves never appear.
+
+    Formula: the first 16 bytes of keyed BLAKE2b (``key``, personalised
+    ``resilient-http``: a MAC) over the values, each followed by a separator
+    (``None`` is its own mark), in hex. Without the key, a logged fingerprint
+    cannot be checked against a guessed credential.
     """
-    digest = hashlib.blake2b(digest_size=16, person=b"resilient-http")
+    digest = hashlib.blake2b(digest_size=16, key=key, person=b"resilient-http")
     for secret in secrets:
         digest.update(b"\0" if secret is None else secret + b"\0\1")
     return digest.hexdigest()
 
 
-def request_key(request: httpx.Request) -> str:
-    """The coalescing and caching key of a request: method, URL and a credentials fingerprint.
+def _url_hash(url: str) -> str:
+    return hashlib.blake2b(url.encode("utf-8", "surrogateescape"), digest_size=8, person=b"resilient-url").hexdigest()
 
-    ``"GET https://host/path?q"`` for an anonymous request; with an
-    ``Authorization`` or ``Cookie`` header, or credentials in the URL, a
-    ``" #<fingerprint>"`` of them is appended, so two users never share a
-    response and no credential appears in a key.
+
+class RequestKeys:
+    """How a request's key is made: which headers are credentials, and the fingerprints' secret.
+
+    Args:
+        credential_headers: headers besides ``Authorization``, ``Proxy-Authorization``
+            and ``Cookie`` that identify a caller (default ``X-Api-Key``, ``X-Auth-Token``).
+        fingerprint_key: the HMAC secret of credential fingerprints (``str`` or
+            ``bytes``; a fleet secret). Left out, a random one per process: keys of
+            credentialed requests then differ per process (anonymous ones never do).
     """
-    url = request.url
-    auth = cookie = None
-    for _, name, value in request.headers._list:  # one pass; Headers.get() costs a scan per name
-        if name == b"authorization":
-            auth = value if auth is None else auth + b"\0" + value
-        elif name == b"cookie":
-            cookie = value if cookie is None else cookie + b"\0" + value
-    userinfo = url._uri_reference.userinfo
-    if auth is None and cookie is None and not userinfo:
-        return f"{request.method} {url}"
-    if userinfo:
-        url = url.copy_with(username=None, password=None)
-    return f"{request.method} {url} #{fingerprint(auth, cookie, userinfo.encode('utf-8', 'surrogateescape'))}"
+
+    __slots__ = ("_names", "_secret", "credential_headers")
+
+    def __init__(
+        self,
+        credential_headers: Iterable[str] | None = None,
+        fingerprint_key: str | bytes | None = None,
+    ) -> None:
+        names = _DEFAULT_CREDENTIAL_HEADERS if credential_headers is None else credential_headers
+        if isinstance(names, (str, bytes)):
+            raise TypeError(f"credential_headers must be a collection of header names, got {names!r}")
+        checked = []
+        for name in names:
+            if not isinstance(name, str) or not name or not name.isascii() or any(c in name for c in " :\t\r\n"):
+                raise ValueError(f"credential_headers must be header names, got {name!r}")
+            checked.append(name)
+        self.credential_headers = tuple(checked)
+        self._names = _ALWAYS_CREDENTIALS | {n.lower().encode("ascii") for n in checked}
+        if fingerprint_key is None:
+            secret = os.urandom(32)
+        elif isinstance(fingerprint_key, str):
+            secret = fingerprint_key.encode("utf-8")
+        elif isinstance(fingerprint_key, bytes):
+            secret = fingerprint_key
+        else:
+            raise TypeError(f"fingerprint_key must be str, bytes or None, got {type(fingerprint_key).__name__}")
+        if not secret:
+            raise ValueError("fingerprint_key must not be empty")
+        if len(secret) > 64:  # BLAKE2b's key limit: a longer secret is hashed down first
+            secret = hashlib.blake2b(secret).digest()
+        self._secret = secret
+
+    def is_credential(self, name: str) -> bool:
+        """Whether the header ``name`` (any case) carries a credential."""
+        return name.lower().encode("latin-1", "replace") in self._names
+
+    def fingerprint(self, *secrets: bytes | None) -> str:
+        """The keyed fingerprint of ``secrets`` (see :func:`fingerprint`)."""
+        return fingerprint(*secrets, key=self._secret)
+
+    def key(self, request: httpx.Request) -> str:
+        """The coalescing and caching key of a request: method, host and path, a hash of the
+        whole URL, and a keyed fingerprint of its credentials.
+
+        ``"GET api.example/items ~<url hash>"`` for an anonymous request (the
+        same in every process); with an ``Authorization``, ``Proxy-Authorization``,
+        ``Cookie`` or credential header, or credentials in the URL, a
+        ``" #<fingerprint>"`` of them is appended, so two users never share a
+        response. Neither the query string nor a credential appears in a key.
+        """
+        url = request.url
+        ref = url._uri_reference  # the parsed parts, read without re-encoding
+        found: list[bytes] | None = None
+        names = self._names
+        for _, name, value in request.headers._list:  # one pass; Headers.get() costs a scan per name
+            if name in names:
+                if found is None:
+                    found = []
+                found.append(name + b":" + value)
+        userinfo = ref.userinfo
+        if userinfo:
+            url = url.copy_with(username=None, password=None)
+            found = [*(found or ()), b"@" + userinfo.encode("utf-8", "surrogateescape")]
+        base = f"{request.method} {ref.host}{ref.path} ~{_url_hash(str(url))}"
+        if found is None:
+            return base
+        found.sort()
+        return f"{base} #{self.fingerprint(*found)}"
+
+
+#: The keys of transports given no ``credential_headers`` / ``fingerprint_key``.
+DEFAULT_KEYS = RequestKeys()
+
+
+def request_key(request: httpx.Request, keys: RequestKeys | None = None) -> str:
+    """The coalescing and caching key of a request (see :meth:`RequestKeys.key`)."""
+    return (keys or DEFAULT_KEYS).key(request)
 
 
 # -- deadlines ----------------------------------------------------------------
@@ -210,6 +291,10 @@ RETRYABLE: Predicate = errors(
 # -- caching --------------------------------------------------------------------
 
 
+class SnapshotError(ValueError):
+    """A stored response record that does not decode to a valid snapshot."""
+
+
 def _directives(value: str | None) -> set[str]:
     if not value:
         return set()
@@ -246,16 +331,37 @@ def snapshot(response: httpx.Response, body: bytes, *, decoded: bool = False) ->
     }
 
 
-def from_snapshot(snap: dict[str, Any], request: httpx.Request) -> httpx.Response:
-    """A fresh, unread ``httpx.Response`` for ``request`` from a :func:`snapshot`."""
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in snap["headers"]]
-    return httpx.Response(
-        snap["status"],
-        headers=headers,
-        stream=httpx.ByteStream(base64.b64decode(snap["body"])),
-        extensions={
-            "http_version": snap.get("http_version", "HTTP/1.1").encode("ascii"),
-            "reason_phrase": snap.get("reason", "").encode("latin-1"),
-        },
-        request=request,
-    )
+def from_snapshot(snap: Any, request: httpx.Request) -> httpx.Response:
+    """A fresh, unread ``httpx.Response`` for ``request`` from a :func:`snapshot`.
+
+    Raises :class:`SnapshotError` when ``snap`` is not one: not a mapping, a
+    status outside 100-599, headers that are not ``[name, value]`` pairs of
+    latin-1 strings, a body that is not valid base64.
+    """
+    try:
+        status = snap["status"]
+        pairs = snap["headers"]
+        body = snap["body"]
+        version = snap.get("http_version", "HTTP/1.1")
+        reason = snap.get("reason", "")
+        if type(status) is not int or not 100 <= status <= 599:
+            raise SnapshotError(f"status {status!r}")
+        if type(pairs) is not list or type(body) is not str or type(version) is not str or type(reason) is not str:
+            raise SnapshotError("field types")
+        headers = []
+        for pair in pairs:
+            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
+                raise SnapshotError("a header is not a [name, value] pair")
+            headers.append((pair[0].encode("latin-1"), pair[1].encode("latin-1")))
+        content = base64.b64decode(body, validate=True)
+        extensions = {"http_version": version.encode("ascii"), "reason_phrase": reason.encode("latin-1")}
+    except SnapshotError:
+        raise
+    except (TypeError, KeyError, AttributeError, ValueError, UnicodeError, binascii.Error) as exc:
+        raise SnapshotError(f"{type(exc).__name__}") from exc
+    try:
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(content), extensions=extensions, request=request
+        )
+    except (TypeError, ValueError) as exc:
+        raise SnapshotError(f"{type(exc).__name__}") from exc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import httpx
@@ -11,7 +11,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context, replay_forbidden
 from ..core.policy import Policy
 from .exchange import AsyncExchange, Exchange, RequestContext
-from .semantics import operation_of, replay_refusal
+from .semantics import DEFAULT_KEYS, RequestKeys, operation_of, replay_refusal
 from .share import for_http
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
@@ -26,6 +26,12 @@ Route = Callable[[httpx.Request], str | None]
 def _attempt(ctx: Context) -> Any:
     """The innermost step: one attempt of the request (the exchange takes no arguments)."""
     return ctx.fn()
+
+
+def _keys(credential_headers: Any, fingerprint_key: Any) -> RequestKeys:
+    if credential_headers is None and fingerprint_key is None:
+        return DEFAULT_KEYS
+    return RequestKeys(credential_headers, fingerprint_key)
 
 
 def _timed(observe: Observer, clock: Clock) -> Callable[[Context], Any]:
@@ -105,6 +111,14 @@ class ResilientTransport(httpx.BaseTransport):
             make one metric label value per URL.
         observe: ``observe(seconds, error)`` after each attempt sent to the
             origin (``resilient.metrics``' ``origin(name)`` feeds its histogram).
+        credential_headers: headers that identify a caller besides ``Authorization``,
+            ``Proxy-Authorization`` and ``Cookie`` (default ``X-Api-Key``, ``X-Auth-Token``):
+            requests differing in them never share a response.
+        fingerprint_key: the HMAC secret of the credential fingerprints in keys (a
+            fleet secret, so members share credentialed entries); random per process
+            by default.
+        heuristic, max_ttl, max_body: the response cache's rules (see
+            :class:`~resilient.http.SharedResponses`).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 ``operation`` names the host, not the path; ``route=``, ``observe=``.
@@ -118,18 +132,26 @@ class ResilientTransport(httpx.BaseTransport):
         clock: Clock | None = None,
         route: Route | None = None,
         observe: Observer | None = None,
+        credential_headers: Iterable[str] | None = None,
+        fingerprint_key: str | bytes | None = None,
+        heuristic: bool = False,
+        max_ttl: float | None = None,
+        max_body: int = 1 << 20,
     ):
         self.clock = _check(policy, clock, route, observe)
+        self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         self.policy = policy
         self.route = route
         self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._chain = for_http(policy).bind(_attempt if observe is None else _timed(observe, self.clock))
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).bind(
+            _attempt if observe is None else _timed(observe, self.clock)
+        )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request, self.route), exchange)
+        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -170,18 +192,26 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         clock: Clock | None = None,
         route: Route | None = None,
         observe: Observer | None = None,
+        credential_headers: Iterable[str] | None = None,
+        fingerprint_key: str | bytes | None = None,
+        heuristic: bool = False,
+        max_ttl: float | None = None,
+        max_body: int = 1 << 20,
     ):
         self.clock = _check(policy, clock, route, observe)
+        self.keys = _keys(credential_headers, fingerprint_key)
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         self.policy = policy
         self.route = route
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._chain = for_http(policy).abind(_attempt if observe is None else _atimed(observe, self.clock))
+        self._chain = for_http(policy, heuristic=heuristic, max_ttl=max_ttl, max_body=max_body).abind(
+            _attempt if observe is None else _atimed(observe, self.clock)
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request, self.route), exchange)
+        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from typing import Any, ClassVar
 
 from .._machines._validate import number
@@ -79,24 +81,55 @@ class Timeout(Policy):
         return timeout_step
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
+        clock, seconds = self.clock, self.seconds
+        current_task = asyncio.current_task
+        on_loop_clock = clock is SYSTEM_CLOCK  # asyncio's loop.time() is time.monotonic() too
+
         async def timeout_step(ctx: Context) -> Any:
-            deadline = self._deadline(ctx)
-            left = deadline - self.clock.monotonic()
+            now = clock.monotonic()
+            deadline = now + seconds
+            outer = ctx.effective_deadline()
+            if outer is not None and outer < deadline:
+                deadline = outer
+            left = deadline - now
             if left <= 0:
                 raise self._exceeded_error(ctx)
+            task = current_task()
+            if task is None:
+                raise RuntimeError("rs.Timeout's async form must run inside an asyncio task")
+            loop = task.get_loop()
+            dog = _last
+            if dog is None or dog.loop is not loop:
+                dog = _watchdog(loop)
+            at = deadline if on_loop_clock else loop.time() + left
+            watch: list[Any] = [task, at, None, False, task.cancelling()]  # a _Watch, as a list: made on every call
+            if left <= NEAR:
+                watch[_HANDLE] = loop.call_at(at, _fire, watch)
+            else:
+                dog.watches[id(watch)] = watch
+                if dog.tick is None:
+                    dog.tick = loop.call_at(loop.time() + TICK, dog.look)
             saved = ctx.deadline
             ctx.deadline = deadline
-            token = current_deadline.set(deadline)
-            timer = asyncio.timeout(left)
             try:
-                async with timer:
+                token = current_deadline.set(deadline)
+                try:
                     return await inner(ctx)
-            except TimeoutError as exc:
-                if timer.expired():
-                    raise self._exceeded_error(ctx) from exc
+                finally:
+                    current_deadline.reset(token)
+            except asyncio.CancelledError as exc:
+                if watch[_FIRED] and task.uncancel() <= watch[_CANCELLING]:
+                    cause = TimeoutError(f"cancelled at the deadline, {seconds}s after the start")
+                    cause.__cause__ = exc
+                    raise self._exceeded_error(ctx) from cause
                 raise
             finally:
-                current_deadline.reset(token)
+                handle = watch[_HANDLE]
+                if handle is None:
+                    dog.watches.pop(id(watch), None)
+                else:
+                    handle.cancel()
+                    dog.watches.pop(id(watch), None)
                 ctx.deadline = saved
 
         return timeout_step
@@ -106,3 +139,64 @@ class Timeout(Policy):
 
     def __repr__(self) -> str:
         return f"Timeout({self.seconds!r})"
+
+
+# -- the asyncio deadline: one watchdog per loop --------------------------------------------
+#
+# ``asyncio.timeout`` arms a timer per call, which costs more than the rest of a
+# five-policy pipeline. Most calls end long before their deadline, so a call only
+# joins its loop's watchdog (a set add and discard); a timer of its own is armed
+# only once its deadline is near: at the start when it is due within ``NEAR``
+# seconds, else by the watchdog's tick (every ``TICK`` seconds while calls are in
+# flight). The cancellation itself is exact: ``loop.call_at(deadline)``.
+
+#: Seconds between the watchdog's looks at the calls in flight.
+TICK = 0.1
+#: A call due within this many seconds gets its own timer at once.
+NEAR = 2 * TICK
+
+
+# One call's watch: [task, deadline on the loop's clock, its timer once near, fired, the
+# task's cancelling() count at the start]. A list, because one is made per call.
+_TASK, _AT, _HANDLE, _FIRED, _CANCELLING = range(5)
+
+
+def _fire(watch: list[Any]) -> None:
+    watch[_FIRED] = True
+    watch[_TASK].cancel()
+
+
+class _Watchdog:
+    """The calls in flight on one loop whose deadline was far; a tick arms the timers of
+    those whose deadline came near (and stops once none is left)."""
+
+    __slots__ = ("loop", "tick", "watches")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watches: dict[int, list[Any]] = {}
+        self.tick: asyncio.TimerHandle | None = None
+
+    def look(self) -> None:
+        loop = self.loop
+        near = loop.time() + NEAR
+        for watch in self.watches.values():
+            if watch[_HANDLE] is None and watch[_AT] <= near:
+                watch[_HANDLE] = loop.call_at(watch[_AT], _fire, watch)
+        self.tick = loop.call_at(loop.time() + TICK, self.look) if self.watches else None
+
+
+_dogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = weakref.WeakKeyDictionary()
+_dogs_lock = threading.Lock()
+_last: _Watchdog | None = None  # the last loop's watchdog: one attribute read on the hot path
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop) -> _Watchdog:
+    """The watchdog of ``loop`` (made on its first timed call)."""
+    global _last
+    with _dogs_lock:
+        dog = _dogs.get(loop)
+        if dog is None:
+            dog = _dogs[loop] = _Watchdog(loop)
+    _last = dog
+    return dog

@@ -12,6 +12,8 @@ import pytest
 
 import resilient as rs
 from resilient.http.semantics import (
+    RequestKeys,
+    SnapshotError,
     cacheable,
     cut_timeouts,
     fingerprint,
@@ -81,9 +83,19 @@ def test_operation_with_a_route_names_the_template() -> None:
     assert operation_of(request, lambda r: None) == "GET api.example.com"
 
 
-def test_request_key_without_credentials_is_method_and_url() -> None:
-    """An anonymous request's key is its method and full URL."""
-    assert request_key(httpx.Request("GET", URL)) == f"GET {URL}"
+def test_request_key_without_credentials_is_method_path_and_a_url_hash() -> None:
+    """An anonymous request's key is its method, host and path, and a hash of the URL: no query string."""
+    key = request_key(httpx.Request("GET", URL))
+    assert key.startswith("GET api.example.com/v1/items ~")
+    assert "page" not in key
+    assert key != request_key(httpx.Request("GET", "https://api.example.com/v1/items?page=3"))
+    assert key != request_key(httpx.Request("GET", "http://api.example.com/v1/items?page=2"))
+
+
+def test_anonymous_keys_are_the_same_in_every_process() -> None:
+    """Keys of anonymous requests do not depend on the fingerprint secret (random per process)."""
+    request = httpx.Request("GET", URL)
+    assert RequestKeys().key(request) == RequestKeys().key(request) == request_key(request)
 
 
 def test_request_key_fingerprints_credentials_and_never_shows_them() -> None:
@@ -92,13 +104,59 @@ def test_request_key_fingerprints_credentials_and_never_shows_them() -> None:
     bob = request_key(httpx.Request("GET", URL, headers={"Authorization": "Bearer bob-token"}))
     alice_again = request_key(httpx.Request("GET", URL, headers={"authorization": "Bearer alice-token"}))
     cookie = request_key(httpx.Request("GET", URL, headers={"Cookie": "session=s3cr3t"}))
+    anonymous = request_key(httpx.Request("GET", URL))
     assert alice != bob
     assert alice == alice_again
-    assert len({alice, bob, cookie, f"GET {URL}"}) == 4
+    assert len({alice, bob, cookie, anonymous}) == 4
     for key in (alice, bob, cookie):
-        assert key.startswith(f"GET {URL} #")
+        assert key.startswith(f"{anonymous} #")
         assert "token" not in key
         assert "s3cr3t" not in key
+
+
+@pytest.mark.parametrize("header", ["Proxy-Authorization", "X-Api-Key", "X-Auth-Token", "x-api-key"])
+def test_every_credential_header_keys_apart(header: str) -> None:
+    """Proxy-Authorization and the credential headers (X-Api-Key, X-Auth-Token) separate keys too."""
+    alice = request_key(httpx.Request("GET", URL, headers={header: "alice-key"}))
+    bob = request_key(httpx.Request("GET", URL, headers={header: "bob-key"}))
+    assert alice != bob
+    assert "alice" not in alice
+
+
+def test_credential_headers_are_configurable() -> None:
+    """credential_headers= names the headers that identify a caller; others do not change the key."""
+    keys = RequestKeys(credential_headers=["X-Tenant"], fingerprint_key="k")
+    one = keys.key(httpx.Request("GET", URL, headers={"X-Tenant": "a"}))
+    two = keys.key(httpx.Request("GET", URL, headers={"X-Tenant": "b"}))
+    assert one != two
+    plain = keys.key(httpx.Request("GET", URL, headers={"X-Api-Key": "a"}))
+    assert plain == keys.key(httpx.Request("GET", URL))
+
+
+def test_fingerprints_are_keyed() -> None:
+    """The same credential fingerprints alike under one fingerprint_key, differently under another."""
+    request = httpx.Request("GET", URL, headers={"Authorization": "Basic alice:password1"})
+    fleet_a, fleet_b = RequestKeys(fingerprint_key="fleet-secret"), RequestKeys(fingerprint_key=b"fleet-secret")
+    assert fleet_a.key(request) == fleet_b.key(request)
+    assert RequestKeys(fingerprint_key="other").key(request) != fleet_a.key(request)
+    assert RequestKeys().key(request) != RequestKeys().key(request)  # random per process (per instance)
+    unkeyed = fingerprint(b"authorization:Basic alice:password1")  # an offline guess cannot reproduce it
+    assert unkeyed not in fleet_a.key(request)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"credential_headers": "X-Api-Key"}, TypeError),
+        ({"credential_headers": ["bad name"]}, ValueError),
+        ({"fingerprint_key": 42}, TypeError),
+        ({"fingerprint_key": ""}, ValueError),
+    ],
+)
+def test_request_keys_check_their_arguments(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """Bad credential_headers or fingerprint_key values are refused, naming the parameter."""
+    with pytest.raises(error, match=next(iter(kwargs))):
+        RequestKeys(**kwargs)
 
 
 def test_request_key_covers_every_credential_header() -> None:
@@ -112,7 +170,7 @@ def test_request_key_strips_url_credentials_into_the_fingerprint() -> None:
     """Credentials in the URL leave the key's URL and change its fingerprint."""
     one = request_key(httpx.Request("GET", "https://u:pw1@h.example/p"))
     two = request_key(httpx.Request("GET", "https://u:pw2@h.example/p"))
-    assert one.startswith("GET https://h.example/p #")
+    assert one.startswith(request_key(httpx.Request("GET", "https://h.example/p")) + " #")
     assert one != two
     assert "pw1" not in one
 
@@ -216,3 +274,35 @@ def test_snapshot_is_json_safe_and_rebuilds_the_response() -> None:
     assert copy.headers.get_list("x-a") == ["1", "2"]
     assert copy.read() == b"\x00\xffbody"
     assert copy.request is request
+
+
+_GOOD = {"status": 200, "headers": [["Content-Type", "text/plain"]], "body": "b2s=", "http_version": "HTTP/1.1"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        "x",
+        {**_GOOD, "headers": "x"},
+        {**_GOOD, "headers": [["X-Name", "caf\u00e9\u20ac"]]},
+        {**_GOOD, "headers": [["only-a-name"]]},
+        {**_GOOD, "status": "x"},
+        {**_GOOD, "status": 99999},
+        {**_GOOD, "status": True},
+        {**_GOOD, "body": "not base64!"},
+        {**_GOOD, "body": 5},
+        {k: v for k, v in _GOOD.items() if k != "body"},
+        {**_GOOD, "http_version": "HTTP/\u20ac"},
+    ],
+)
+def test_a_malformed_snapshot_raises_snapshot_error(bad: Any) -> None:
+    """Wrong types, a status outside 100-599, non-latin-1 headers or invalid base64 raise SnapshotError."""
+    with pytest.raises(SnapshotError):
+        from_snapshot(bad, httpx.Request("GET", URL))
+
+
+def test_a_good_snapshot_decodes() -> None:
+    """The reference record decodes to its status and body."""
+    response = from_snapshot(_GOOD, httpx.Request("GET", URL))
+    assert (response.status_code, response.read()) == (200, b"ok")

@@ -184,8 +184,10 @@ async def test_operation_and_key_are_the_requests(mode: str, router: respx.Route
     assert operation == "GET api.test"
     assert args == ()
     assert key is not None
-    assert key.startswith(f"GET {BASE}/items?page=2 #")
+    assert key.startswith("GET api.test/items ~")
+    assert " #" in key
     assert "secret" not in key
+    assert "page" not in key
 
 
 @pytest.mark.parametrize("mode", MODES)

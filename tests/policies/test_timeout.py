@@ -134,3 +134,63 @@ def test_bad_seconds() -> None:
     """A non-positive timeout raises ValueError naming seconds."""
     with pytest.raises(ValueError, match="seconds"):
         rs.Timeout(0)
+
+
+async def test_a_timeout_beyond_the_watchdogs_reach_still_cancels_on_time() -> None:
+    """A deadline first seen by the watchdog's tick (not armed at the start) cancels at the deadline."""
+    never = asyncio.Event()
+    started = time.monotonic()
+    with pytest.raises(rs.TimeoutExceeded):
+        await rs.Timeout(0.6).acall(lambda: asyncio.wait_for(never.wait(), 5))
+    elapsed = time.monotonic() - started
+    assert 0.55 <= elapsed < 3.0
+
+
+async def test_nested_timeouts_each_raise_their_own() -> None:
+    """The inner, shorter Timeout raises; the outer one sees that error, not a cancellation."""
+    never = asyncio.Event()
+    outer, inner = rs.Timeout(5), rs.Timeout(0.05)
+
+    async def call() -> Any:
+        return await inner.acall(never.wait)
+
+    with pytest.raises(rs.TimeoutExceeded, match=r"0\.05"):
+        await outer.acall(call)
+    assert outer.stats()["exceeded"] == 0
+    assert inner.stats()["exceeded"] == 1
+
+
+async def test_a_cancelled_caller_is_cancelled_not_timed_out() -> None:
+    """Cancelling the task that runs inside a Timeout gives CancelledError, not TimeoutExceeded."""
+    never = asyncio.Event()
+    started = asyncio.Event()
+
+    async def call() -> Any:
+        started.set()
+        return await never.wait()
+
+    task = asyncio.ensure_future(rs.Timeout(5).acall(call))
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_many_calls_finish_without_timers_left_behind() -> None:
+    """Calls that end before their deadline leave no watch in flight."""
+    from resilient.policies import timeout as module
+
+    timeout = rs.Timeout(30)
+
+    async def quick() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    assert sum(await asyncio.gather(*[timeout.acall(quick) for _ in range(200)])) == 200
+    dog = module._last
+    assert dog is not None
+    assert not dog.watches
