@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import random
 import threading
 import time
@@ -139,9 +140,10 @@ class Cache(Policy):
         self._random = (rng or random).random
         self.store: Store = checked_store(store, serializer)
         self._key = compile_key(key)
-        # Seconds past now beyond which no record of this cache can be kept (its lifetime, plus 5 s of
-        # clock skew between writers): a record kept longer is treated as undecodable.
-        self._horizon = self.ttl + self.ttl_jitter + self.stale_ttl + 5.0
+        # Seconds past now beyond which a record is taken for no record of this cache. Unbounded: entries
+        # with their own lifetime (rs.http's RFC 9111 freshness) may outlive ttl + stale_ttl; the Redis
+        # store refuses absurd times itself (inf, nan, past 1e11). A bound here is a one-line change.
+        self._horizon = math.inf
         self._guard = StoreGuard(self.store, self.clock, horizon=self._horizon)
         self.flight = SingleFlight()
         self._lock = threading.Lock()

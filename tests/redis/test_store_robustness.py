@@ -251,35 +251,3 @@ def test_without_redis_py_the_store_says_which_extra_to_install(monkeypatch: pyt
         RedisStore.from_url("redis://127.0.0.1:1/0")
     with pytest.raises(ImportError, match=r'pip install "resilient\[redis\]"'):
         RedisStore()
-
-
-@pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_a_record_beyond_the_cache_lifetime_is_replaced(client: redis.Redis, aclient: Any, kind: str) -> None:
-    """A record kept for 10 years at a ttl=60 cache's key is no record of it: the origin is called and writes."""
-    import time
-
-    far = time.time() + 10 * 365 * 86400
-    client.set("resilient:{k}:v", b'R1 %r %r 0.0\n"crafted"' % (far, far))
-    calls = 0
-    if kind == "sync":
-        cache = rs.Cache(ttl=60, store=RedisStore(client, timeout=5.0), key=lambda: "k")
-
-        @cache
-        def value() -> str:
-            nonlocal calls
-            calls += 1
-            return "real"
-
-        assert [value(), value()] == ["real", "real"]
-    else:
-        acache = rs.Cache(ttl=60, store=RedisStore(aclient, timeout=5.0), key=lambda: "k")
-
-        @acache
-        async def avalue() -> str:
-            nonlocal calls
-            calls += 1
-            return "real"
-
-        assert [await avalue(), await avalue()] == ["real", "real"]
-    assert calls == 1
-    assert client.pttl("resilient:{k}:v") <= 130_000
