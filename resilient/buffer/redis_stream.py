@@ -29,7 +29,8 @@ from .._machines.store_breaker import StoreBreaker
 from ..core.clock import Clock
 from ..core.errors import BufferFullError, StoreUnavailable
 from ..core.events import emit
-from ..stores._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds
+from ..stores._redis_client import check_bytes_client, client_kinds
+from ..stores._redis_lua import SCRIPTS, bucket_args
 from ..stores.serializers import resolve_serializer
 from .drain import POLICY, Taken
 from .local import LocalQueue
@@ -170,7 +171,7 @@ class RedisStreamQueue:
 
     def _admit(self) -> None:
         with self._lock:
-            remaining = self._breaker.admit(time.monotonic())
+            remaining = self._breaker.admit_probe(time.monotonic())
         if remaining > 0:
             raise StoreUnavailable(f"redis stream unavailable (probe in {remaining:.2f}s)", remaining=remaining)
 

@@ -3,18 +3,28 @@
 Every exception a store raises (Redis down, a timeout, a refused write) is
 caught here, told as ``cache.store_error`` and counted; the call carries on
 against an in-process :class:`~resilient.MemoryStore` (in-process caching and
-coalescing, as with no shared store at all). The shared store is probed again
-after a pause that grows per failure up to 5 s (``StoreHealth``), so caching
-on it resumes by itself. A store implementation only has to raise.
+coalescing, as with no shared store at all). A store implementation only has to raise.
+
+* A store that keeps its own health (an ``available`` attribute, as
+  ``RedisStore`` has) decides: while it is not available every call uses the
+  fallback, and the call after it is available again uses it (its probe runs
+  off the callers' path). Its refusal (``StoreUnavailable(refused=True)``) is
+  not a failure; an error other than ``StoreUnavailable`` is that call's alone
+  (a key that cannot be encoded, OOM on one write): the call uses the fallback,
+  every other call stays on the store.
+* Any other store is probed again after a pause that grows per failure up to
+  5 s (``StoreHealth``), so caching on it resumes by itself.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 from .._machines.cache import StoreHealth
 from ..core.clock import Clock
+from ..core.errors import StoreUnavailable
 from ..core.events import emit
 from ..core.stats import Counter
 from ..stores.base import Entry, Lookup, Serializer, Store
@@ -23,6 +33,7 @@ from ..stores.memory import MemoryStore
 __all__ = ["StoreGuard", "checked_store"]
 
 _FALLBACK_SIZE = 1_000
+_END_OF_TIME = 1e11  # a lookup "now" after any record's expiry
 _STORE_METHODS = ("get", "lookup", "set", "release", "invalidate", "aget", "alookup", "aset", "arelease", "ainvalidate")
 
 
@@ -33,24 +44,62 @@ class StoreGuard:
     store a lease came from, so a lease is only ever used where it was granted.
     """
 
-    __slots__ = ("_lock", "active", "clock", "errors", "fallback", "health", "primary")
+    __slots__ = (
+        "_cool",
+        "_cool_until",
+        "_lock",
+        "_managed",
+        "active",
+        "clock",
+        "errors",
+        "fallback",
+        "health",
+        "horizon",
+        "primary",
+    )
 
-    def __init__(self, primary: Store, clock: Clock) -> None:
+    def __init__(self, primary: Store, clock: Clock, *, horizon: float = math.inf) -> None:
         self.primary = primary
+        self.horizon = horizon  # a record kept beyond now + horizon was not written by this cache
         self.active: Store = primary
         self.fallback: MemoryStore | None = None
         self.health = StoreHealth()
         self.clock = clock
         self.errors = Counter()
         self._lock = threading.Lock()
+        self._managed = isinstance(getattr(type(primary), "available", None), property)
+        # After a store failure, calls keep to the fallback this long even if the store still takes calls
+        # (its own timeout): the rest of the failed call, and its neighbours, do not wait on it once more.
+        timeout = getattr(primary, "timeout", None)
+        self._cool = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else 0.25
+        self._cool_until = -math.inf
 
     # -- switching ---------------------------------------------------------------
     def current(self) -> Store:
         """The store to use now: the fallback while the primary rests, else the primary."""
         active = self.active
-        if active is not self.primary and self.health.usable(self.clock.monotonic()):
-            self.active = active = self.primary  # probe it again
+        if active is not self.primary:
+            if self._managed:
+                if self.primary.available and self.clock.monotonic() >= self._cool_until:  # type: ignore[attr-defined]
+                    self.active = active = self.primary
+            elif self.health.usable(self.clock.monotonic()):
+                self.active = active = self.primary  # probe it again
+        elif self._managed and not self.primary.available:  # type: ignore[attr-defined]
+            self.active = active = self._fallback()
         return active
+
+    def beyond(self, entry: Entry | None, now: float) -> bool:
+        """True for an entry kept longer than this cache ever keeps one (crafted, or another's): not a record."""
+        return entry is not None and entry.stale_until > now + self.horizon
+
+    def _fallback(self) -> MemoryStore:
+        fallback = self.fallback
+        if fallback is None:
+            with self._lock:
+                fallback = self.fallback
+                if fallback is None:
+                    fallback = self.fallback = MemoryStore(_FALLBACK_SIZE)
+        return fallback
 
     def failed(self, exc: BaseException, op: str, key: str, operation: str) -> MemoryStore:
         """Record a store failure; return the fallback to carry on with.
@@ -60,22 +109,33 @@ class StoreGuard:
         """
         if isinstance(exc, TypeError):
             raise exc
+        if self._managed:
+            return self._managed_failed(exc, op, key, operation)
         self.errors.incr()
+        fallback = self._fallback()
         with self._lock:
             retry_at = self.health.failed(self.clock.monotonic())
-            fallback = self.fallback
-            if fallback is None:
-                fallback = self.fallback = MemoryStore(_FALLBACK_SIZE)
             self.active = fallback
-        emit(
-            "cache.store_error",
-            operation=operation,
-            key=key,
-            op=op,
-            error=exc,
-            retry_in=round(retry_at - self.clock.monotonic(), 3),
-        )
+        self._told(exc, op, key, operation, retry_in=round(retry_at - self.clock.monotonic(), 3))
         return fallback
+
+    def _managed_failed(self, exc: BaseException, op: str, key: str, operation: str) -> MemoryStore:
+        """The store keeps its health: follow it; count only what it counts as a failure or a call's error."""
+        fallback = self._fallback()
+        if not isinstance(exc, StoreUnavailable):  # this call's own error: the store stays in use
+            self.errors.incr()
+            self._told(exc, op, key, operation, call_only=True)
+            return fallback
+        if not exc.refused:  # a real failure: this call and its neighbours keep off the store for a moment
+            self._cool_until = self.clock.monotonic() + self._cool
+        self.active = fallback
+        if not exc.refused:
+            self.errors.incr()
+            self._told(exc, op, key, operation, retry_in=round(exc.remaining, 3))
+        return fallback
+
+    def _told(self, exc: BaseException, op: str, key: str, operation: str, **extra: Any) -> None:
+        emit("cache.store_error", operation=operation, key=key, op=op, error=exc, **extra)
 
     def _ok(self, store: Store) -> None:
         if store is self.primary and self.health.failures:
@@ -94,6 +154,8 @@ class StoreGuard:
         store = self.current()
         try:
             found = store.lookup(key, now=now, lease_ttl=lease_ttl)
+            if self.beyond(found.entry, now):  # no record of ours: ask for the lease as if it had expired
+                found = _without_entry(store.lookup(key, now=_END_OF_TIME, lease_ttl=lease_ttl))
         except Exception as exc:
             fallback = self.failed(exc, "lookup", key, operation)
             return fallback.lookup(key, now=now, lease_ttl=lease_ttl), fallback
@@ -135,6 +197,8 @@ class StoreGuard:
         store = self.current()
         try:
             found = await store.alookup(key, now=now, lease_ttl=lease_ttl)
+            if self.beyond(found.entry, now):  # no record of ours: ask for the lease as if it had expired
+                found = _without_entry(await store.alookup(key, now=_END_OF_TIME, lease_ttl=lease_ttl))
         except Exception as exc:
             fallback = self.failed(exc, "lookup", key, operation)
             return fallback.lookup(key, now=now, lease_ttl=lease_ttl), fallback
@@ -167,6 +231,10 @@ class StoreGuard:
     def __repr__(self) -> str:
         state: Any = "primary" if self.active is self.primary else "fallback"
         return f"StoreGuard({self.primary!r}, using={state})"
+
+
+def _without_entry(found: Lookup) -> Lookup:
+    return Lookup(None, found.lease, found.refreshing)
 
 
 def checked_store(store: Store | None, serializer: Serializer | None) -> Store:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import random
 import threading
 import time
@@ -139,7 +140,11 @@ class Cache(Policy):
         self._random = (rng or random).random
         self.store: Store = checked_store(store, serializer)
         self._key = compile_key(key)
-        self._guard = StoreGuard(self.store, self.clock)
+        # Seconds past now beyond which a record is taken for no record of this cache. Unbounded: entries
+        # with their own lifetime (rs.http's RFC 9111 freshness) may outlive ttl + stale_ttl; the Redis
+        # store refuses absurd times itself (inf, nan, past 1e11). A bound here is a one-line change.
+        self._horizon = math.inf
+        self._guard = StoreGuard(self.store, self.clock, horizon=self._horizon)
         self.flight = SingleFlight()
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
@@ -210,7 +215,7 @@ class Cache(Policy):
     def bind(self, inner: SyncStep) -> SyncStep:
         key_of, guard, primary = self._key, self._guard, self.store
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        reach = self._reach
+        reach, horizon = self._reach, self._horizon
         hit = self._hits.incr
         slow = self._slow
 
@@ -221,9 +226,13 @@ class Cache(Policy):
                 entry = store.get(key) if store is primary else guard.get(key, ctx.operation)
             except Exception as exc:
                 entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and now() < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
+            if entry is not None:
+                t = now()
+                if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                    entry = None
+                elif t < entry.expires_at - entry.delta * reach:
+                    hit()
+                    return entry.value
             return slow(ctx, key, entry, inner)
 
         return cache_step
@@ -232,7 +241,7 @@ class Cache(Policy):
         key_of, guard, primary = self._key, self._guard, self.store
         local = getattr(primary, "in_process", False) is True
         now = time.time if self.clock is SYSTEM_CLOCK else self.clock.time
-        reach = self._reach
+        reach, horizon = self._reach, self._horizon
         hit = self._hits.incr
         aslow = self._aslow
 
@@ -248,9 +257,13 @@ class Cache(Policy):
                     entry = await store.aget(key)
                 except Exception as exc:
                     entry = guard.failed(exc, "get", key, ctx.operation).get(key)
-            if entry is not None and now() < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
+            if entry is not None:
+                t = now()
+                if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                    entry = None
+                elif t < entry.expires_at - entry.delta * reach:
+                    hit()
+                    return entry.value
             return await aslow(ctx, key, entry, inner)
 
         return cache_step

@@ -68,10 +68,13 @@ class CacheLockTimeout(ResilienceError):
 class StoreUnavailable(ResilienceError):
     """A shared store (Redis) failed or is behind its open breaker; ``remaining``
     seconds until the store is probed again (0 when the call itself just failed).
+    ``refused`` is True when nothing was tried (the store is resting while its
+    probe runs): not a new failure.
 
-    The cache catches it and degrades to in-process protection and the origin.
+    The fleet policies catch it and degrade to in-process protection and the origin.
     """
 
-    def __init__(self, message: str = "store unavailable", *, remaining: float = 0.0) -> None:
+    def __init__(self, message: str = "store unavailable", *, remaining: float = 0.0, refused: bool = False) -> None:
         super().__init__(message)
         self.remaining = remaining
+        self.refused = refused

@@ -45,6 +45,8 @@ _WARNING = frozenset(
         "cache.encode_error",
         "token.refresh_failed",
         "token.store_error",
+        "ratelimit.store_error",
+        "redis.release_failed",
         "buffer.dead_lettered",
         "buffer.dead_letter_failed",
         "buffer.decode_error",

@@ -23,12 +23,16 @@ Closed and healthy, a call costs one read of the stored state and one of the
 failure counter. Probes in half-open are counted per process: a fleet of
 ``N`` processes sends at most ``N * half_open_max_calls`` probes at a time.
 The failure-rate window is per process too; the state it trips is shared.
-pybreaker's Redis storage keeps the opening time in whole seconds, so a
-fleet's other members wait up to one second longer than ``reset_timeout``
-before probing (never less). Its reads are blocking redis-py calls, in the
-async path too: a closed, healthy call costs two short round trips (state,
-then the failure counter). If Redis is unreachable pybreaker's storage logs the
-error and reports "closed": the breaker fails open, calls go through.
+With Redis (``storage=rs.RedisStore(client)``, or a sync ``redis.Redis``
+client, and a ``name``) the state lives in one Redis hash through
+:class:`resilient.stores.breaker_state.RedisBreakerStorage`, on pybreaker's
+storage interface but not pybreaker's Redis storage (which writes at
+construction, logs tracebacks and blocks on the client's retries): nothing
+touches Redis at construction, each read is bounded by the store's
+``timeout``, and while Redis is away the breaker runs on the last state it saw
+(failing open from a closed circuit), quietly, then writes back a circuit it
+opened meanwhile once Redis answers. A closed, healthy call costs two short
+round trips (state, then the failure counter), blocking in the async path too.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
+from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from ..core.clock import SYSTEM_CLOCK, Clock
@@ -50,6 +54,8 @@ from ..core.events import emit, failure
 from ..core.outcome import compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
+from ..stores.breaker_state import RedisBreakerStorage
+from ..stores.redis import RedisStore
 
 __all__ = ["CircuitBreaker"]
 
@@ -62,13 +68,21 @@ def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
         return CircuitMemoryStorage(CLOSED)
     if isinstance(storage, CircuitBreakerStorage):
         return storage
+    if isinstance(storage, RedisStore):
+        return RedisBreakerStorage(storage, _shared_name(name))
     if all(hasattr(storage, attr) for attr in ("get", "set", "setnx", "incr", "transaction")):
         if inspect.iscoroutinefunction(getattr(storage, "execute_command", None)):
-            raise TypeError(f"storage must be a sync redis.Redis client (pybreaker's storage is sync), got {storage!r}")
-        if name is None:
-            raise ValueError("name is required with a Redis storage (it names the shared breaker), got None")
-        return CircuitRedisStorage(CLOSED, storage, namespace=f"resilient:breaker:{name}")  # type: ignore[arg-type]
-    raise TypeError(f"storage must be a pybreaker CircuitBreakerStorage or a redis.Redis client, got {storage!r}")
+            raise TypeError(f"storage must be a sync redis.Redis client (it is read in sync), got {storage!r}")
+        return RedisBreakerStorage(RedisStore(storage), _shared_name(name))
+    raise TypeError(
+        f"storage must be a RedisStore, a sync redis.Redis client or a pybreaker CircuitBreakerStorage, got {storage!r}"
+    )
+
+
+def _shared_name(name: str | None) -> str:
+    if name is None:
+        raise ValueError("name is required with a Redis storage (it names the shared breaker), got None")
+    return name
 
 
 def _unused(now: float) -> None:
@@ -102,9 +116,9 @@ class CircuitBreaker(Policy):
         window: seconds of history for the failure rate (10 buckets).
         minimum_calls: calls in the window before the rate may trip it.
         half_open_max_calls: probes in flight at most, per process.
-        storage: a pybreaker ``CircuitBreakerStorage``, or a sync ``redis.Redis``
-            client (pybreaker's ``CircuitRedisStorage`` under
-            ``resilient:breaker:<name>``); default in memory.
+        storage: a ``RedisStore`` or a sync ``redis.Redis`` client (shared state
+            under ``<prefix>{breaker:<name>}:cb``), or any pybreaker
+            ``CircuitBreakerStorage``; default in memory.
         name: names the breaker in events (``key``) and in Redis.
         clock: time source; wall time (``clock.time()``) marks the opening.
 
@@ -145,7 +159,9 @@ class CircuitBreaker(Policy):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         self._storage = _storage_for(storage, name)
-        self._memory = isinstance(self._storage, CircuitMemoryStorage)
+        self._memory = isinstance(self._storage, CircuitMemoryStorage) or getattr(
+            self._storage, "exact_opened_at", False
+        )
         self._lock = threading.Lock()
         self._probes = 0
         self._generation = 0  # bumped on every transition: probes of an older one count no more

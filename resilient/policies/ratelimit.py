@@ -9,13 +9,15 @@ from .._machines._validate import number
 from .._machines.bucket import TokenBucket
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context
-from ..core.errors import RateLimitedError
+from ..core.errors import RateLimitedError, StoreUnavailable
 from ..core.events import emit
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
 from ..stores.base import BucketStore
 
 __all__ = ["RateLimiter"]
+
+_ON_STORE_ERROR = ("local", "allow", "deny")
 
 
 class RateLimiter(Policy):
@@ -29,7 +31,16 @@ class RateLimiter(Policy):
     In process by default. With ``store`` (a
     :class:`resilient.stores.base.BucketStore`, such as the Redis one) the bucket
     named ``key`` is shared by every process using it: one limit for the fleet,
-    read on the wall clock (``clock.time()``). Event: ``ratelimit.rejected``.
+    read on the wall clock (``clock.time()``). Events: ``ratelimit.rejected``,
+    ``ratelimit.store_error``.
+
+    A store that fails (down, hung, refusing a command) never reaches the
+    caller as a store or redis-py error. ``on_store_error`` decides: ``"local"``
+    (the default) takes from an in-process bucket of the same rate and burst, so
+    each process stays within ``rate·t + burst``; ``"allow"`` lets the call
+    through; ``"deny"`` raises :class:`~resilient.RateLimitedError`. The next
+    call tries the shared bucket again (a ``RedisStore`` resting after a
+    failure answers at once, without the network, until its probe sees Redis back).
 
     Args:
         rate: tokens per ``per`` seconds (> 0).
@@ -37,6 +48,7 @@ class RateLimiter(Policy):
         burst: bucket capacity (> 0), default ``rate``.
         store: a shared ``BucketStore``; its async twin ``atake`` serves async calls.
         key: the shared bucket's name (required with ``store``).
+        on_store_error: ``"local"``, ``"allow"`` or ``"deny"`` (see above).
         clock: time source.
 
     .. versionadded:: 0.1
@@ -52,6 +64,7 @@ class RateLimiter(Policy):
         burst: float | None = None,
         store: BucketStore | None = None,
         key: str | None = None,
+        on_store_error: str = "local",
         clock: Clock | None = None,
     ) -> None:
         rate = number("rate", rate, strict=True)
@@ -67,19 +80,42 @@ class RateLimiter(Policy):
             raise ValueError(f"key must name the shared bucket when store is given, got {key!r}")
         if key is not None and not isinstance(key, str):
             raise TypeError(f"key must be a str, got {key!r}")
+        if on_store_error not in _ON_STORE_ERROR:
+            raise ValueError(f"on_store_error must be one of {', '.join(_ON_STORE_ERROR)}, got {on_store_error!r}")
         self.store = store
         self.key = key
+        self.on_store_error = on_store_error
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         self._bucket = TokenBucket(rate=self.tokens_per_second, burst=self.burst)
         self._lock = threading.Lock()
         self._limited = Counter()
+        self._store_errors = Counter()
 
     def _take_local(self) -> float:
         now = self.clock.monotonic()
         with self._lock:
             return self._bucket.take(now)
+
+    def _store_failed(self, ctx: Context, exc: Exception) -> float:
+        """The wait to use when the shared bucket could not be asked (``on_store_error``)."""
+        if isinstance(exc, TypeError):  # a misconfiguration (no asyncio client for atake), not an outage
+            raise exc
+        self._store_errors.incr()
+        if not (isinstance(exc, StoreUnavailable) and exc.refused):  # a resting store is told once, at its failure
+            emit(
+                "ratelimit.store_error",
+                operation=ctx.operation,
+                key=self.key or self.partition,
+                error=exc,
+                using=self.on_store_error,
+            )
+        if self.on_store_error == "local":
+            return self._take_local()
+        if self.on_store_error == "allow":
+            return 0.0
+        raise self._limited_error(ctx, 1.0 / self.tokens_per_second) from exc
 
     def _limited_error(self, ctx: Context, wait: float) -> RateLimitedError:
         self._limited.incr()
@@ -91,7 +127,13 @@ class RateLimiter(Policy):
         rate, burst, take_local = self.tokens_per_second, self.burst, self._take_local
 
         def rate_limit_step(ctx: Context) -> Any:
-            wait = store.take(name, rate=rate, burst=burst, now=clock.time()) if store is not None else take_local()
+            if store is None:
+                wait = take_local()
+            else:
+                try:
+                    wait = store.take(name, rate=rate, burst=burst, now=clock.time())
+                except Exception as exc:
+                    wait = self._store_failed(ctx, exc)
             if wait > 0:
                 raise self._limited_error(ctx, wait)
             return inner(ctx)
@@ -103,10 +145,13 @@ class RateLimiter(Policy):
         rate, burst, take_local = self.tokens_per_second, self.burst, self._take_local
 
         async def rate_limit_step(ctx: Context) -> Any:
-            if store is not None:
-                wait = await store.atake(name, rate=rate, burst=burst, now=clock.time())
-            else:
+            if store is None:
                 wait = take_local()
+            else:
+                try:
+                    wait = await store.atake(name, rate=rate, burst=burst, now=clock.time())
+                except Exception as exc:
+                    wait = self._store_failed(ctx, exc)
             if wait > 0:
                 raise self._limited_error(ctx, wait)
             return await inner(ctx)
@@ -115,6 +160,8 @@ class RateLimiter(Policy):
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"limited": self._limited.value}
+        if self.store is not None:
+            out["store_errors"] = self._store_errors.value
         if self.store is None:
             now = self.clock.monotonic()
             with self._lock:

@@ -1,4 +1,4 @@
-"""The record format, Lua scripts and client checks of :class:`resilient.stores.redis.RedisStore`.
+"""The record format and Lua scripts of :class:`resilient.stores.redis.RedisStore`.
 
 A record is one Redis string: ``b"R1 <expires_at> <stale_until> <delta>\\n" + payload``
 (times as wall-clock epoch seconds, ``repr`` of a float; ``payload`` from the
@@ -9,13 +9,14 @@ which share a hash tag, so it runs on Redis Cluster too.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from .base import Entry
 
-__all__ = ["SCRIPTS", "bucket_args", "check_bytes_client", "client_kinds", "pack", "px", "unpack_header"]
+__all__ = ["MAX_TIME", "SCRIPTS", "bucket_args", "pack", "px", "unpack_header"]
 
 _MAGIC = b"R1"
+#: Times in a record beyond this (the year 5138) are not times: such a record does not decode.
+MAX_TIME = 1e11
 
 
 def pack(entry: Entry, payload: bytes) -> bytes:
@@ -29,7 +30,10 @@ def unpack_header(data: bytes) -> tuple[float, float, float, bytes]:
     parts = head.split(b" ")
     if not sep or len(parts) != 4 or parts[0] != _MAGIC:
         raise ValueError("not a resilient record")
-    return float(parts[1]), float(parts[2]), float(parts[3]), payload
+    expires_at, stale_until, delta = float(parts[1]), float(parts[2]), float(parts[3])
+    if not (0 <= expires_at <= stale_until <= MAX_TIME and 0 <= delta <= MAX_TIME):  # also refuses nan and inf
+        raise ValueError("a resilient record with times out of range")
+    return expires_at, stale_until, delta, payload
 
 
 def px(seconds: float) -> int:
@@ -39,6 +43,7 @@ def px(seconds: float) -> int:
 
 # KEYS: entry, lease. ARGV: now, token, lease_ms.
 # Returns {0, record} fresh; {1, record|false} lease granted (token); {2, record|false} refreshing elsewhere.
+# Granting is idempotent: a retry of a lookup whose reply was lost finds its own token and gets the lease.
 LOOKUP = """
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -46,6 +51,7 @@ if v then
   if e and e > tonumber(ARGV[1]) then return {0, v} end
 end
 if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, v} end
+if redis.call('GET', KEYS[2]) == ARGV[2] then return {1, v} end
 return {2, v}
 """
 
@@ -116,25 +122,3 @@ def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[f
     if not rate > 0 or not burst > 0 or not tokens > 0:
         raise ValueError(f"rate, burst and tokens must be > 0, got rate={rate!r} burst={burst!r} tokens={tokens!r}")
     return (rate, burst, now, tokens)
-
-
-# -- clients ------------------------------------------------------------------
-
-
-def client_kinds() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type[BaseException], ...]]:
-    """(sync client types, asyncio client types, errors meaning the store is unreachable); imports redis lazily."""
-    import redis
-    import redis.asyncio
-    import redis.asyncio.cluster
-    import redis.cluster
-
-    sync = (redis.Redis, redis.cluster.RedisCluster)
-    asyn = (redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster)
-    failures = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-    return sync, asyn, failures
-
-
-def check_bytes_client(name: str, client: Any) -> None:
-    """Refuse a client that decodes replies to str: records are bytes."""
-    if client.get_encoder().decode_responses:
-        raise ValueError(f"{name} must be created with decode_responses=False (records are bytes), got {client!r}")

@@ -24,26 +24,36 @@ an in-memory store would return the object it holds; treat cached values as
 read-only. Any change to the record in Redis is decoded afresh, so this is never
 stale.
 
-Store failures (connection refused, timeouts) raise :class:`~resilient.StoreUnavailable`
-and count in a breaker kept by the store: after ``failure_threshold``
-consecutive failures every call raises ``StoreUnavailable`` at once without
-touching the network, until one probe per ``reset_timeout`` (at most 5 s)
-succeeds. Each real failure emits ``redis.error`` (a Cache above adds ``cache.store_error``).
+Store failures (connection refused or reset, no answer within ``timeout``, a
+cluster that is down) raise :class:`~resilient.StoreUnavailable` and count in a
+breaker kept by the store (:mod:`._redis_health`): failures of one outage count
+once; after ``failure_threshold`` of them every call is refused at once
+(``StoreUnavailable(refused=True)``) without touching the network, while one
+probe per process pings Redis every ``reset_timeout`` seconds off the callers'
+path and closes the breaker as soon as Redis answers. A closed pooled connection
+(left over from before a restart) is retried on a fresh one, not counted. Any
+other error (a key that cannot be encoded, OOM on one write, a wrong type) is
+that call's alone: it is raised and the store stays healthy. Each real failure
+emits ``redis.error``; the recovery ``redis.recovered``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import secrets
-import threading
 from typing import TYPE_CHECKING, Any
 
+from .._machines._validate import number, whole
 from .._machines.store_breaker import StoreBreaker
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.errors import StoreUnavailable
 from ..core.events import emit
-from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
+from ._memo import Memo
+from ._redis_client import EXTRA, sorted_clients, warn_unbounded
+from ._redis_health import ATTEMPTS, Health, is_failure, is_stale_connection
+from ._redis_lua import SCRIPTS, bucket_args, pack, px, unpack_header
 from .base import Entry, Lookup
 from .near import DROP, NO_SENDER, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter, message, pubsub_factory
 from .serializers import resolve_serializer
@@ -55,32 +65,39 @@ if TYPE_CHECKING:
 __all__ = ["RedisStore"]
 
 _FRESH, _LEASED = 0, 1
-_DECODED_MAX = 1024  # keys whose last decoded record is remembered (then the memory starts afresh)
 _NEVER = 1e308  # a "now" after every expiry: makes the lookup script treat any record as stale
+_RELEASE_PAUSES = (0.0, 0.1)  # a cancelled lookup's lease is released at once, then again 0.1 s later
 
 
 class RedisStore:
     """Cache entries with leases, and token buckets, in Redis (sync and asyncio).
 
     The sync methods (``get``, ``lookup``, ``set``, ``release``, ``invalidate``,
-    ``take``) need a ``redis.Redis``; their async twins (``aget`` ...) need a
-    ``redis.asyncio.Redis``. Pass one or both: ``RedisStore(client)``,
-    ``RedisStore(aclient)``, ``RedisStore(client, aclient=aclient)`` (two clients
-    of the same server), or ``RedisStore.from_url(url)`` which makes the pair. A
-    method whose client is missing raises a ``TypeError`` that says which.
+    ``take``) need a sync client; their async twins (``aget`` ...) an asyncio
+    one. Pass one or both: ``RedisStore(client)``, ``RedisStore(aclient)``,
+    ``RedisStore(client, aclient=aclient)`` (two clients of the same server), or
+    ``RedisStore.from_url(url)`` which makes a bounded pair. A method whose
+    client is missing raises a ``TypeError`` that says which. redis-py and
+    valkey-py clients (plain or Cluster) are accepted alike.
+
+    No caller waits on the store longer than ``timeout``: asyncio calls are cut
+    there; a sync client cannot be interrupted, so one whose settings could
+    block longer (``socket_timeout``, ``socket_connect_timeout``, ``retry``) is
+    reported with a ``RuntimeWarning`` naming the setting at construction.
 
     Args:
-        client: a ``redis.Redis`` / ``redis.cluster.RedisCluster``, or an asyncio
-            one (then taken as ``aclient``). Created with ``decode_responses=False``.
-            Give it a ``socket_timeout`` so a hung server fails fast.
-        aclient: a ``redis.asyncio.Redis`` for the async twins, beside a sync ``client``.
+        client: a sync client (``redis.Redis``, ``redis.cluster.RedisCluster``,
+            ``valkey.Valkey`` ...), or an asyncio one (then taken as ``aclient``),
+            created with ``decode_responses=False``.
+        aclient: an asyncio client for the async twins, beside a sync ``client``.
         prefix: put before every key (must not contain ``{`` or ``}``).
         serializer: JSON (default), or anything with ``dumps``/``loads``
             (``resilient.PickleSerializer(key=...)`` for signed pickle).
-        failure_threshold: consecutive store failures that open the breaker.
-        reset_timeout: seconds the breaker stays open before one probe (0 < s <= 5). Under
-            ``rs.Cache``, whose own store guard backs off 0.5 s, 1 s, 2 s ... 5 s between
-            probes, the default 1 s never delays the cache's probe further.
+        timeout: seconds a call may take before it counts as a store failure (> 0).
+        failure_threshold: failures (those of one outage counting once) that open the breaker; with
+            the default 1 the first failure rests the store and its probe brings it back within reset_timeout.
+        reset_timeout: seconds between the probe's pings while the breaker is open (0 < s <= 5).
+        memo_bytes: bound of the per-process memo of decoded records (>= 0; 0 keeps none).
         clock: monotonic time for the breaker (``FakeClock`` in tests).
         near: a :class:`~resilient.NearCache`: reads are served from a process-local
             copy with no Redis command, dropped fleet-wide on any write or
@@ -90,46 +107,38 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis | redis.asyncio.Redis | None = None,
+        client: redis.Redis | redis.asyncio.Redis | Any = None,
         *,
-        aclient: redis.asyncio.Redis | None = None,
+        aclient: redis.asyncio.Redis | Any = None,
         prefix: str = "resilient:",
         serializer: object = None,
-        failure_threshold: int = 3,
-        reset_timeout: float = 1.0,
+        timeout: float = 0.25,
+        failure_threshold: int = 1,
+        reset_timeout: float = 0.2,
+        memo_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
         near: NearCache | None = None,
     ) -> None:
-        sync_kinds, async_kinds, failures = client_kinds()
-        if client is not None and isinstance(client, async_kinds):
-            if aclient is not None:
-                raise TypeError(
-                    f"client is an asyncio client and aclient is given too: pass a sync client, got {client!r}"
-                )
-            client, aclient = None, client
-        if client is not None and not isinstance(client, sync_kinds):
-            raise TypeError(f"client must be a redis.Redis or redis.asyncio.Redis, got {client!r}")
-        if aclient is not None and not isinstance(aclient, async_kinds):
-            raise TypeError(f"aclient must be a redis.asyncio.Redis, got {aclient!r}")
-        if client is None and aclient is None:
-            raise TypeError("RedisStore needs a client: a redis.Redis, a redis.asyncio.Redis, or both (aclient=)")
+        client, aclient = sorted_clients(client, aclient)
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise ValueError(f"prefix must be a str without '{{' or '}}', got {prefix!r}")
-        for name, c in (("client", client), ("aclient", aclient)):
-            if c is not None:
-                check_bytes_client(name, c)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+        self.timeout = number("timeout", timeout, strict=True)
         self.prefix = prefix
         self.serializer = resolve_serializer(serializer)
         self.clock = clock or SYSTEM_CLOCK
-        self._breaker = StoreBreaker(failure_threshold=failure_threshold, reset_timeout=reset_timeout)
-        self._lock = threading.Lock()
-        self._failures = failures
         self._client: Any = client
         self._aclient: Any = aclient
         self._owns_clients = False
-        self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
+        self._memo: Memo[Entry] = Memo(whole("memo_bytes", memo_bytes, minimum=0))
+        self._health = Health(
+            StoreBreaker(failure_threshold=failure_threshold, reset_timeout=reset_timeout),
+            self.clock,
+            None if client is None else client.ping,
+            None if aclient is None else self._aping,
+        )
+        self._cleanups: set[asyncio.Task[Any]] = set()
         self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
         self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
         self._channel = f"{prefix}near"
@@ -137,6 +146,8 @@ class RedisStore:
         self._subscriber: Subscriber | None = None
         if near is not None:
             self._start_near(near)
+        if client is not None:
+            warn_unbounded(client, self.timeout)
 
     @classmethod
     def from_url(
@@ -145,30 +156,44 @@ class RedisStore:
         *,
         prefix: str = "resilient:",
         serializer: object = None,
-        failure_threshold: int = 3,
-        reset_timeout: float = 1.0,
+        timeout: float = 0.25,
+        failure_threshold: int = 1,
+        reset_timeout: float = 0.2,
+        memo_bytes: int = 32 * 1024 * 1024,
         clock: Clock | None = None,
         near: NearCache | None = None,
         **options: Any,
     ) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
 
-        The keywords are the constructor's; other ``options`` go to both clients
-        (``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, so a
-        hung or unreachable server fails fast).
+        The keywords are the constructor's; other ``options`` go to both clients.
+        The clients are bounded by ``timeout``: ``socket_timeout`` and
+        ``socket_connect_timeout`` default to it, and they do not retry by
+        themselves (the store retries a closed connection once on a fresh one).
         """
-        import redis
-        import redis.asyncio
+        try:
+            import redis
+            import redis.asyncio
+            from redis.asyncio.retry import Retry as AsyncRetry
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+        except ImportError as exc:
+            raise ImportError(f"RedisStore.from_url needs redis-py: {EXTRA}") from exc
 
-        options.setdefault("socket_timeout", 1.0)
-        options.setdefault("socket_connect_timeout", 1.0)
+        bound = number("timeout", timeout, strict=True)
+        options.setdefault("socket_timeout", bound)
+        options.setdefault("socket_connect_timeout", bound)
+        sync_retry = options.pop("retry", None) or Retry(NoBackoff(), 0)
+        async_retry = options.pop("aretry", None) or AsyncRetry(NoBackoff(), 0)
         store = cls(
-            redis.Redis.from_url(url, **options),
-            aclient=redis.asyncio.Redis.from_url(url, **options),
+            redis.Redis.from_url(url, retry=sync_retry, **options),
+            aclient=redis.asyncio.Redis.from_url(url, retry=async_retry, **options),
             prefix=prefix,
             serializer=serializer,
+            timeout=bound,
             failure_threshold=failure_threshold,
             reset_timeout=reset_timeout,
+            memo_bytes=memo_bytes,
             clock=clock,
             near=near,
         )
@@ -176,42 +201,46 @@ class RedisStore:
         return store
 
     def close(self) -> None:
-        """Stop the near cache's subscriber; close the sync client if this store made it (``from_url``)."""
+        """Stop the probe and the near subscriber; close the sync client if this store made it (``from_url``)."""
+        self._health.close()
         if self._subscriber is not None:
             self._subscriber.stop()
         if self._owns_clients and self._client is not None:
             self._client.close()
 
     async def aclose(self) -> None:
-        """Close the clients this store made (``from_url``)."""
+        """Stop the probe; close the clients this store made (``from_url``)."""
         self.close()
         if self._owns_clients and self._aclient is not None:
             await self._aclient.aclose()
 
+    @property
+    def available(self) -> bool:
+        """False while the store rests after failures (its probe runs); policies then use their fallback."""
+        return self._health.available
+
     def __repr__(self) -> str:
-        return f"RedisStore(prefix={self.prefix!r}, breaker={self._breaker.state!r})"
+        return f"RedisStore(prefix={self.prefix!r}, breaker={self._health.breaker.state!r})"
 
     # -- keys, records, breaker ------------------------------------------------
 
     def _tag(self, key: str) -> str:
-        if not key or "{" in key or "}" in key:  # keep the hash tag well-formed whatever the key
-            key = "#" + hashlib.sha1(key.encode()).hexdigest()
+        """``P{key}``; a key that is empty, holds a brace, starts with ``#`` or is not valid
+        UTF-8 is hashed to ``#<sha1>`` instead (so no plain key can equal a hashed one)."""
+        if not key or "{" in key or "}" in key or key[0] == "#" or (not key.isascii() and not _utf8(key)):
+            key = "#" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self.prefix}{{{key}}}"
 
     def _decode(self, key: str, data: bytes, now: float | None = None) -> Entry | None:
-        last = self._decoded.get(key)
-        if last is not None and last[0] == data:  # the same bytes as last time: the same entry
-            entry = last[1]
-        else:
+        entry = self._memo.get(key, data)  # the same bytes as last time: the same entry
+        if entry is None:
             try:
                 expires_at, stale_until, delta, payload = unpack_header(data)
                 entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
             except Exception as exc:  # a record that fails to decode is a miss, never a crash
                 emit("cache.decode_error", operation="redis", key=key, error=exc)
                 return None
-            if len(self._decoded) >= _DECODED_MAX:
-                self._decoded.clear()
-            self._decoded[key] = (data, entry)
+            self._memo.put(key, data, entry)
         if now is not None and now >= entry.stale_until:
             return None
         return entry
@@ -242,35 +271,6 @@ class RedisStore:
                 f"client: call {method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
             )
         return self._aclient
-
-    def _admit(self) -> None:
-        with self._lock:
-            remaining = self._breaker.admit(self.clock.monotonic())
-        if remaining > 0:
-            raise StoreUnavailable(
-                f"redis store unavailable (breaker open, probe in {remaining:.2f}s)", remaining=remaining
-            )
-
-    def _ok(self) -> None:
-        with self._lock:
-            recovered = self._breaker.success()
-        if recovered:
-            emit("redis.recovered", operation="redis")
-
-    def _failed(self, exc: BaseException, method: str, key: str) -> StoreUnavailable:
-        with self._lock:
-            opened = self._breaker.failure(self.clock.monotonic())
-        emit("redis.error", operation="redis", key=key, error=exc, method=method, breaker_opened=opened)
-        return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")
-
-    def _other(self, exc: BaseException) -> None:
-        """A call ended by something other than a store failure: an answer (RedisError) or a cancellation."""
-        if isinstance(exc, Exception):
-            if self._breaker.state != "closed" or self._breaker.failures:
-                self._ok()
-        elif self._breaker.probing:
-            with self._lock:
-                self._breaker.abandon()
 
     # -- the near cache (resilient.stores.near): its hooks are here and in get/lookup/set/release/invalidate --
 
@@ -333,12 +333,17 @@ class RedisStore:
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._scripts["lookup"]
         ticket = None if self._near is None else self._near.begin(key)
-        answer = self._lookup_answer(
-            key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
-        )
-        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
-            reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
-            answer = self._lookup_answer(key, reply, now, token)
+        try:
+            answer = self._lookup_answer(
+                key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
+            )
+            if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+                reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+                answer = self._lookup_answer(key, reply, now, token)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # interrupted: the lease may be granted, give it back
+                self._release_quietly(key, token)
+            raise
         return self._kept(key, ticket, answer)
 
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
@@ -391,19 +396,34 @@ class RedisStore:
             return math.inf
         return float(self._run(self._scripts["bucket"], "take", key, (f"{self._tag(key)}:b",), args))
 
+    def command(self, name: str, key: str, part: str, *args: Any) -> Any:
+        """Run one Redis command on ``P{key}:part`` (then ``args``) through the store's timeout and breaker.
+
+        For state of the store's own kind kept beside the cache's (a shared
+        circuit breaker's hash, say). Raises ``StoreUnavailable`` as the other
+        methods do.
+        """
+        client = self._sync(name.lower())
+        return self._run(client.execute_command, name.lower(), key, (), (name, f"{self._tag(key)}:{part}", *args))
+
     def _run(self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any) -> Any:
-        if self._breaker.state != "closed":
-            self._admit()
-        try:
-            reply = fn(keys, args) if keys else fn(*args, **kw)
-        except self._failures as exc:
-            raise self._failed(exc, method, key) from exc
-        except BaseException as exc:
-            self._other(exc)
-            raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
-        return reply
+        health = self._health
+        if not health.available:
+            raise health.refusal()
+        started, answers = self.clock.monotonic(), health.answers
+        for attempt in range(ATTEMPTS):
+            try:
+                reply = fn(keys, args) if keys else fn(*args, **kw)
+            except Exception as exc:
+                if attempt + 1 < ATTEMPTS and is_stale_connection(exc):
+                    continue  # a pooled connection closed by a restart: try a fresh one
+                if is_failure(exc):
+                    raise health.failed(exc, method, key, started, answers) from exc
+                health.ok()  # the store answered: this call's own error
+                raise
+            health.ok()
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _kept(self, key: str, ticket: object | None, answer: Lookup | None) -> Lookup:
         """``answer`` (or "refreshing"), its entry kept as the near copy when the read was ticketed."""
@@ -446,12 +466,45 @@ class RedisStore:
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._ascripts["lookup"]
         ticket = None if self._near is None else self._near.begin(key)
-        reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
-        answer = self._lookup_answer(key, reply, now, token)
-        if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
-            reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+        try:
+            reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
             answer = self._lookup_answer(key, reply, now, token)
+            if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
+                reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
+                answer = self._lookup_answer(key, reply, now, token)
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or _cut_short(exc):  # the request may have been granted
+                self._arelease_later(key, token)
+            raise
         return self._kept(key, ticket, answer)
+
+    def _release_quietly(self, key: str, token: str) -> None:
+        """Give back a lease that an interrupted lookup may have been granted (best effort)."""
+        try:
+            self.release(key, token)
+        except Exception as exc:
+            emit("redis.release_failed", operation="redis", key=key, error=exc)
+
+    def _arelease_later(self, key: str, token: str) -> None:
+        """Give back, in a task of its own (the caller is being cancelled), a lease maybe granted."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - alookup always runs on a loop
+            return
+        task = loop.create_task(self._arelease_quietly(key, token))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _arelease_quietly(self, key: str, token: str) -> None:
+        """Release now, and once more a moment later: the cancelled request, flushed by its closing
+        connection, may reach Redis after the first release (a second release of the token is harmless)."""
+        for pause in _RELEASE_PAUSES:
+            await asyncio.sleep(pause)
+            try:
+                await self.arelease(key, token)
+            except Exception as exc:
+                emit("redis.release_failed", operation="redis", key=key, error=exc)
+                return
 
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
@@ -500,15 +553,45 @@ class RedisStore:
     async def _arun(
         self, fn: Any, method: str, key: str, keys: tuple[str, ...], args: tuple[Any, ...], **kw: Any
     ) -> Any:
-        if self._breaker.state != "closed":
-            self._admit()
+        health = self._health
+        if not health.available:
+            raise health.refusal()
+        started, answers = self.clock.monotonic(), health.answers
         try:
-            reply = await (fn(keys, args) if keys else fn(*args, **kw))
-        except self._failures as exc:
-            raise self._failed(exc, method, key) from exc
-        except BaseException as exc:
-            self._other(exc)
+            async with asyncio.timeout(self.timeout):
+                reply = await self._attempts(fn, keys, args, kw)
+        except Exception as exc:
+            if is_failure(exc):
+                raise health.failed(exc, method, key, started, answers) from exc
+            health.ok()
             raise
-        if self._breaker.failures or self._breaker.state != "closed":
-            self._ok()
+        health.ok()
         return reply
+
+    @staticmethod
+    async def _attempts(fn: Any, keys: tuple[str, ...], args: tuple[Any, ...], kw: dict[str, Any]) -> Any:
+        for attempt in range(ATTEMPTS):
+            try:
+                return await (fn(keys, args) if keys else fn(*args, **kw))
+            except Exception as exc:
+                if attempt + 1 < ATTEMPTS and is_stale_connection(exc):
+                    continue  # a pooled connection closed by a restart: try a fresh one
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _aping(self) -> Any:
+        async with asyncio.timeout(self.timeout):
+            return await self._aclient.ping()
+
+
+def _cut_short(exc: BaseException) -> bool:
+    """A lookup that failed after its request may have been sent (a timeout), not one refused unsent."""
+    return isinstance(exc, TimeoutError) or (isinstance(exc, StoreUnavailable) and not exc.refused)
+
+
+def _utf8(key: str) -> bool:
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

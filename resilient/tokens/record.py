@@ -13,7 +13,9 @@ the lease, fetches and writes; the others read what it wrote. Processes with no
 valid token wait for the writer with bounded, jittered polling
 (:func:`resilient.tokens.wait.poll_shared`); past twice the lease they fetch
 on their own and use that token without writing it (only a lease holder
-writes). A store that fails degrades to fetching in this process.
+writes). A record at the key that is not a token is overwritten under a lease
+taken at once, so nobody waits for it. A store that fails (or a resting
+``RedisStore``) degrades to fetching in this process.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ class Owner:
 
 
 _POLL = EqualJitter(0.02, 0.5)  # between looks at the store while another process refreshes
+_END_OF_TIME = 1e11  # a lookup "now" after any record's expiry: it is granted the lease unless one is held
+
+
+def _foreign(found: Lookup) -> bool:
+    """A record is at the key, nobody is refreshing it, and it is not a token (someone else's data)."""
+    return found.entry is not None and not found.refreshing and found.lease is None and decode(found.entry) is None
 
 
 def decode(entry: Entry | None) -> Token | None:
@@ -144,7 +152,27 @@ class SharedToken:
             return Obtained(shared, fetched=False)
         if refused:
             self._delete()
+        elif blocking and _foreign(found):
+            return self._overwrite()
         return None
+
+    def _overwrite(self) -> Obtained | None:
+        """A record that is no token sits at the key: take the lease as of the end of time, fetch, write."""
+        p = self._owner
+        try:
+            found = self._store.lookup(p.key, now=_END_OF_TIME, lease_ttl=self._lease_ttl)
+        except Exception as exc:
+            self._store_error("lookup", exc)
+            return Obtained(p.fetch(), fetched=True)
+        if found.lease is None:  # another process is on it: wait for its token
+            return None
+        try:
+            token = p.fetch()
+        except BaseException:
+            self._release(found.lease)
+            raise
+        self._write(token, found.lease)
+        return Obtained(token, fetched=True)
 
     def _write(self, token: Token, lease: str | None) -> None:
         now = self._owner.clock.time()
@@ -215,7 +243,27 @@ class SharedToken:
             return Obtained(shared, fetched=False)
         if refused:
             await self._adelete()
+        elif blocking and _foreign(found):
+            return await self._aoverwrite()
         return None
+
+    async def _aoverwrite(self) -> Obtained | None:
+        """The async twin of :meth:`_overwrite`."""
+        p = self._owner
+        try:
+            found = await self._store.alookup(p.key, now=_END_OF_TIME, lease_ttl=self._lease_ttl)
+        except Exception as exc:
+            self._store_error("lookup", exc)
+            return Obtained(await p.afetch(), fetched=True)
+        if found.lease is None:
+            return None
+        try:
+            token = await p.afetch()
+        except BaseException:
+            await self._arelease(found.lease)
+            raise
+        await self._awrite(token, found.lease)
+        return Obtained(token, fetched=True)
 
     async def _awrite(self, token: Token, lease: str | None) -> None:
         now = self._owner.clock.time()

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -12,6 +17,45 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
 from resilient.stores.redis import RedisStore
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 20.0, step: float = 0.005) -> float:
+    """Wait (real time: a server process is involved) until ``condition()``; the seconds it took.
+
+    Fails the test after ``timeout`` s, so a recovery that never comes cannot hang the run.
+    """
+    started = time.monotonic()
+    pause = threading.Event()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        pause.wait(step)
+    return time.monotonic() - started
+
+
+def kill(server: Any) -> None:
+    """SIGKILL the private server (no clean shutdown: clients see reset connections)."""
+    if server.proc is not None:
+        server.proc.kill()
+        server.proc.wait()
+        server.proc = None
+
+
+def freeze(server: Any) -> None:
+    """SIGSTOP the server: connections stay open, nothing answers (a hung Redis)."""
+    os.kill(server.proc.pid, signal.SIGSTOP)
+
+
+def thaw(server: Any) -> None:
+    """SIGCONT a frozen server."""
+    os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def bounded_sync_client(url: str, timeout: float = 0.25) -> redis.Redis:
+    """A sync client bounded by ``timeout`` (socket timeouts, no retries of its own): what RedisStore wants."""
+    return redis.Redis.from_url(
+        url, retry=SyncRetry(NoBackoff(), 0), socket_timeout=timeout, socket_connect_timeout=timeout
+    )
 
 
 def sync_client(url: str) -> redis.Redis:

@@ -35,7 +35,7 @@ def test_bucket_never_refills_beyond_burst_nor_backwards(store: RedisStore) -> N
 
 async def test_async_bucket_is_the_same_bucket(store: RedisStore, aclient: object) -> None:
     """The async twin takes from the bucket the sync form uses."""
-    paired = RedisStore(store._client, aclient=aclient)  # type: ignore[arg-type]
+    paired = RedisStore(store._client, aclient=aclient)
     assert await paired.atake("api", rate=1, burst=1, now=NOW) == 0.0
     assert paired.take("api", rate=1, burst=1, now=NOW) == pytest.approx(1.0)
 

@@ -17,7 +17,7 @@ import pytest
 import resilient as rs
 from resilient.stores.redis import RedisStore
 from resilient.testing import FakeClock, capture_events
-from tests.redis.conftest import async_client, sync_client
+from tests.redis.conftest import async_client, sync_client, wait_until
 
 from ..conftest import run_threads
 
@@ -180,7 +180,8 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
     """With Redis down calls return origin values and raise nothing; after a restart caching resumes."""
     clock = FakeClock()
     client = sync_client(redis_url)
-    cache = rs.Cache(ttl=60, store=RedisStore(client, clock=clock), clock=clock, key="item:{n}")
+    store = RedisStore(client, clock=clock)
+    cache = rs.Cache(ttl=60, store=store, clock=clock, key="item:{n}")
     calls = 0
 
     @cache
@@ -197,7 +198,8 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
             assert [origin(n) for n in range(2, 12)] == [f"v{n}" for n in range(2, 12)]
         assert "cache.store_error" in [e["event"] for e in events]
         redis_server.start()
-        clock.advance(6.0)  # past every probe pause (at most 5 s)
+        wait_until(lambda: store.available)  # the store's own probe saw the restart
+        clock.advance(1.0)  # past the cache's short cool-off after the last failure (the store's timeout)
         for n in range(20, 25):
             assert origin(n) == f"v{n}"
         assert client.get("resilient:{item:24}:v") is not None
@@ -206,6 +208,7 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
         assert calls == before
     finally:
         redis_server.start()
+        store.close()
         client.close()
 
 

@@ -92,8 +92,8 @@ def test_a_write_through_one_node_drops_the_copy_held_by_a_store_on_another(clus
 
     writer_client = RedisCluster(host="127.0.0.1", port=cluster[0])
     reader_client = RedisCluster(host="127.0.0.1", port=cluster[1])
-    writer = RedisStore(writer_client, near=rs.NearCache())  # type: ignore[arg-type]  # hints omit Cluster
-    reader = RedisStore(reader_client, near=rs.NearCache())  # type: ignore[arg-type]  # hints omit Cluster
+    writer = RedisStore(writer_client, near=rs.NearCache())
+    reader = RedisStore(reader_client, near=rs.NearCache())
     try:
         assert writer.near is not None and reader.near is not None
         assert writer.near.wait_live(10) and reader.near.wait_live(10)
