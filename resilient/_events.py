@@ -1,24 +1,39 @@
-"""Events: every decision a policy takes is told to structlog and to listeners.
+"""Events: every decision a policy takes is told to the log and to listeners.
 
-Events are named ``policy.event`` (``retry.attempt``, ``breaker.opened``, ...)
-and logged on the structlog logger ``"resilient"``. Listeners receive the same
-event as a plain ``dict`` whose ``"event"`` key holds the name.
+Events are named ``policy.event`` (``retry.attempt``, ``breaker.opened``, ...).
+Quiet by default: when the application configured structlog
+(``structlog.is_configured()``) they go to the structlog logger
+``"resilient"``; otherwise to the stdlib logger ``logging.getLogger("resilient")``,
+which carries a ``NullHandler``, so an unconfigured program prints nothing and
+``logging.basicConfig(level=logging.DEBUG)`` shows every event. A stdlib record's
+message reads ``event key=value ...``; the record also carries the name as
+``resilient_event`` and the fields as ``resilient_fields`` (for a formatter or
+filter). Listeners receive each event as a plain ``dict`` whose ``"event"`` key
+holds the name, whatever the route.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
 
-__all__ = ["add_listener", "emit", "remove_listener"]
+__all__ = ["add_listener", "emit", "level_of", "muted", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
 
 _listeners: tuple[Listener, ...] = ()
 _lock = threading.Lock()
+_muted = 0
+
+#: The stdlib route (used while structlog is not configured): silent unless the
+#: application configures logging.
+stdlib_logger = logging.getLogger("resilient")
+stdlib_logger.addHandler(logging.NullHandler())
 
 # Routine events go out at debug level; state changes at info; the ones that
 # mean a caller is about to see a failure at warning.
@@ -37,6 +52,13 @@ _WARNING = frozenset(
     }
 )
 _INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+_LEVELS: dict[str, int] = {**dict.fromkeys(_INFO, logging.INFO), **dict.fromkeys(_WARNING, logging.WARNING)}
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+
+
+def level_of(event: str) -> int:
+    """The stdlib level ``event`` is logged at (``logging.DEBUG``, ``INFO`` or ``WARNING``)."""
+    return _LEVELS.get(event, logging.DEBUG)
 
 
 def add_listener(callback: Listener) -> None:
@@ -56,6 +78,23 @@ def remove_listener(callback: Listener) -> None:
         if callback in items:
             items.remove(callback)
         _listeners = tuple(items)
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """Within the block events are not logged (either route); listeners still receive them.
+
+    For a simulated run emitting hundreds of thousands of events (the herd lab).
+    Process-wide while any block is open.
+    """
+    global _muted
+    with _lock:
+        _muted += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _muted -= 1
 
 
 _bound: tuple[tuple[object, ...], Any] | None = None
@@ -83,15 +122,39 @@ def _logger() -> Any:
     return logger
 
 
+class _Line:
+    """A stdlib record's message, rendered only if a handler formats it."""
+
+    __slots__ = ("event", "fields")
+
+    def __init__(self, event: str, fields: dict[str, Any]) -> None:
+        self.event = event
+        self.fields = fields
+
+    def __str__(self) -> str:
+        if not self.fields:
+            return self.event
+        return self.event + " " + " ".join(f"{k}={v!r}" for k, v in self.fields.items())
+
+
+def _log(level: int, event: str, fields: dict[str, Any], exc_info: bool = False) -> None:
+    if structlog.is_configured():
+        getattr(_logger(), "exception" if exc_info else _METHODS[level])(event, **fields)
+    elif stdlib_logger.isEnabledFor(level):
+        extra = {"resilient_event": event, "resilient_fields": fields}
+        stdlib_logger.log(level, _Line(event, fields), exc_info=exc_info, extra=extra)
+
+
+_is_configured = structlog.is_configured
+_enabled = stdlib_logger.isEnabledFor
+
+
 def emit(event: str, /, **fields: Any) -> None:
-    """Tell structlog and every listener that ``event`` happened."""
-    logger = _logger()
-    if event in _WARNING:
-        logger.warning(event, **fields)
-    elif event in _INFO:
-        logger.info(event, **fields)
-    else:
-        logger.debug(event, **fields)
+    """Tell the log (structlog if configured, else stdlib ``logging``) and every listener that ``event`` happened."""
+    if not _muted:
+        level = _LEVELS.get(event, logging.DEBUG)
+        if _is_configured() or _enabled(level):
+            _log(level, event, fields)
     listeners = _listeners
     if listeners:
         record = {"event": event, **fields}
@@ -99,4 +162,5 @@ def emit(event: str, /, **fields: Any) -> None:
             try:
                 listener(dict(record))
             except Exception:  # a broken listener must not break the call it observes
-                logger.exception("listener.failed", listener=repr(listener))
+                if not _muted:
+                    _log(logging.ERROR, "listener.failed", {"listener": repr(listener)}, exc_info=True)

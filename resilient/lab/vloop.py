@@ -128,29 +128,9 @@ def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return runner.run(main())
 
 
-class _Silent:
-    """A logger that drops everything (stands in for structlog inside :func:`quiet_logs`)."""
-
-    def _drop(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    debug = info = warning = error = exception = _drop
-
-
-_SILENT = _Silent()
-
-
-def _silent_logger() -> Any:
-    return _SILENT
-
-
 @contextmanager
 def quiet_logs() -> Iterator[None]:
     """Within the block the library's events are not logged (a simulated herd emits
     hundreds of thousands); listeners still receive them."""
-    saved = _events._logger
-    _events._logger = _silent_logger
-    try:
+    with _events.muted():
         yield
-    finally:
-        _events._logger = saved
