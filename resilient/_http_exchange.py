@@ -166,6 +166,17 @@ class Exchange:
             self.response = None
             own.close()
 
+    def fork(self) -> Exchange:
+        """A new exchange for the same request, with its own last response.
+
+        A sharing policy's origin call (a cache's background refresh among them)
+        runs on a fork, so the request that started it closing its own exchange
+        when it returns cannot close the response the refresh is still reading.
+        """
+        twin = Exchange(self.inner, self.request, self.clock)
+        twin.timeouts = self.timeouts
+        return twin
+
 
 class AsyncExchange:
     """The asyncio twin of :class:`Exchange`."""
@@ -222,6 +233,12 @@ class AsyncExchange:
             self.response = None
             await own.aclose()
 
+    def fork(self) -> AsyncExchange:
+        """As :meth:`Exchange.fork`."""
+        twin = AsyncExchange(self.inner, self.request, self.clock)
+        twin.timeouts = self.timeouts
+        return twin
+
 
 class RequestContext(Context):
     """The :class:`~resilient.Context` of one request through a transport.
@@ -245,6 +262,14 @@ class RequestContext(Context):
         if key is None:
             key = self._key = request_key(self.exchange.request)
         return key
+
+    def fork(self) -> RequestContext:
+        """This request's context on a forked exchange (see :meth:`Exchange.fork`)."""
+        twin = RequestContext(self.operation, self.exchange.fork())
+        twin._key = self._key
+        twin.attempt = self.attempt
+        twin.deadline = self.deadline
+        return twin
 
 
 def exchange_of(ctx: Context) -> Exchange | AsyncExchange | None:

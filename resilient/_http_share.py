@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 
 from ._context import Context
-from ._http_exchange import AsyncExchange, Exchange, aread_body, exchange_of, read_body
+from ._http_exchange import AsyncExchange, Exchange, RequestContext, aread_body, exchange_of, read_body
 from ._http_semantics import SUCCESS_STATUSES, cacheable, from_snapshot, snapshot
 from ._pipeline import Pipeline
 from ._policy import AsyncStep, Policy, SyncStep
@@ -44,6 +44,18 @@ def request_of(ctx: Context) -> httpx.Request:
     exchange = exchange_of(ctx)
     assert exchange is not None  # only reached through step(), which checked
     return exchange.request
+
+
+def forked(ctx: Context) -> RequestContext:
+    """``ctx`` on its own exchange: the sharing policy's call may outlive the request
+    that started it (a background refresh), and must not share its last response."""
+    if isinstance(ctx, RequestContext):
+        return ctx.fork()
+    exchange = exchange_of(ctx)
+    assert exchange is not None  # only reached through step(), which checked
+    twin = RequestContext(ctx.operation, exchange.fork())
+    twin.attempt, twin.deadline = ctx.attempt, ctx.deadline
+    return twin
 
 
 def _bypass(request: httpx.Request, stores: bool) -> bool:
@@ -97,9 +109,16 @@ class SharedResponses(Policy):
         keep = self._keep
 
         def snapshotting(ctx: Context) -> dict[str, Any]:
-            response = inner(ctx)
+            own = forked(ctx)
+            try:
+                response = inner(own)
+            except BaseException:
+                exchange = own.exchange
+                if isinstance(exchange, Exchange):
+                    exchange.abandon()
+                raise
             body, decoded = read_body(response)
-            return keep(request_of(ctx), response, snapshot(response, body, decoded=decoded))
+            return keep(request_of(own), response, snapshot(response, body, decoded=decoded))
 
         shared = self.policy.bind(snapshotting)
         stores = self.stores
@@ -121,9 +140,16 @@ class SharedResponses(Policy):
         keep = self._keep
 
         async def snapshotting(ctx: Context) -> dict[str, Any]:
-            response = await inner(ctx)
+            own = forked(ctx)
+            try:
+                response = await inner(own)
+            except BaseException:
+                exchange = own.exchange
+                if isinstance(exchange, AsyncExchange):
+                    await exchange.abandon()
+                raise
             body, decoded = await aread_body(response)
-            return keep(request_of(ctx), response, snapshot(response, body, decoded=decoded))
+            return keep(request_of(own), response, snapshot(response, body, decoded=decoded))
 
         shared = self.policy.abind(snapshotting)
         stores = self.stores
