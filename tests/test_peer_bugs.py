@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -27,7 +29,7 @@ def every_policy() -> list[rs.Policy]:
 
 @pytest.mark.parametrize("policy", every_policy(), ids=repr)
 @pytest.mark.parametrize("make", [mock.Mock, mock.MagicMock, lambda **kw: functools.partial(mock.Mock(**kw))])
-def test_any_policy_runs_a_mock_through_call_and_decoration(policy: rs.Policy, make) -> None:
+def test_any_policy_runs_a_mock_through_call_and_decoration(policy: rs.Policy, make: Callable[..., Any]) -> None:
     """A Mock, MagicMock or partial of one runs through call() and a decorated wrapper, named after its type."""
     from resilient._policy import operation_name
 
