@@ -33,7 +33,7 @@ def test_any_policy_runs_a_mock_through_call_and_decoration(policy: rs.Policy, m
     """A Mock, MagicMock or partial of one runs through call() and a decorated wrapper, named after its type."""
     from resilient._policy import operation_name
 
-    fn = make(return_value=1)
+    fn: Callable[[], int] = make(return_value=1)
     try:
         operation_name(fn)
     except RecursionError:  # fail short: a mock recursing to the limit makes an enormous traceback
