@@ -1,9 +1,14 @@
 """resilient: small policies that keep outbound calls alive and the systems behind them standing."""
 
 from . import http  # noqa: F401 (the rs.http namespace: rs.http.client, rs.http.RETRYABLE, ...)
-from ._clock import Clock
-from ._context import Context
-from ._errors import (
+from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
+from ._machines.cache import XFetch
+from .cache.coalesce import Coalesce
+from .cache.policy import Cache
+from .cache.singleflight import SingleFlight
+from .core.clock import Clock
+from .core.context import Context
+from .core.errors import (
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -14,18 +19,14 @@ from ._errors import (
     StoreUnavailable,
     TimeoutExceeded,
 )
-from ._events import add_listener, remove_listener
-from ._keys import context_key
-from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
-from ._machines.cache import XFetch
-from ._outcome import Outcome, Predicate, errors, results
-from ._pipeline import Pipeline, pipeline
-from ._policy import Policy
+from .core.events import add_listener, remove_listener
+from .core.keys import context_key
+from .core.outcome import Outcome, Predicate, errors, results
+from .core.pipeline import Pipeline, pipeline
+from .core.policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
-from .policies.cache import Cache
-from .policies.coalesce import Coalesce
 from .policies.fallback import Fallback
 from .policies.perkey import PerKey
 from .policies.ratelimit import RateLimiter
@@ -33,11 +34,11 @@ from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
-from .serializers import JsonSerializer, PickleSerializer
-from .singleflight import SingleFlight
 from .stores.memory import MemoryStore
 from .stores.redis import RedisStore
-from .tokens import Token, TokenAuth, TokenProvider
+from .stores.serializers import JsonSerializer, PickleSerializer
+from .tokens.auth import TokenAuth
+from .tokens.provider import Token, TokenProvider
 
 __version__ = "0.1.0.dev0"
 

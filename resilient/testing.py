@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import _drivers
-from ._clock import Clock
-from ._events import add_listener, remove_listener
+from .core import waiting
+from .core.clock import Clock
+from .core.events import add_listener, remove_listener
 
 __all__ = ["FakeClock", "capture_events", "no_waiting"]
 
@@ -63,11 +63,11 @@ class FakeClock(Clock):
 @contextmanager
 def no_waiting() -> Iterator[None]:
     """Within this block policies never sleep (retries follow at once)."""
-    _drivers._set_no_wait(+1)
+    waiting.adjust_no_waiting(+1)
     try:
         yield
     finally:
-        _drivers._set_no_wait(-1)
+        waiting.adjust_no_waiting(-1)
 
 
 @contextmanager

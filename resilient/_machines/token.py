@@ -1,7 +1,7 @@
 """Shared-token decisions: when to refresh, whether a token may be served, whether an invalidation applies.
 
 Pure: readings of the wall clock (``now``, epoch seconds) and random draws come
-in as arguments; the provider shell (``resilient.tokens``) holds the lock and
+in as arguments; the provider shell (``resilient.tokens.provider``) holds the lock and
 carries the decisions out.
 
 The refresh point of a token (wall time at which a refresh begins while the

@@ -16,12 +16,11 @@ import asyncio
 import contextvars
 import heapq
 import itertools
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, TypeVarTuple
 
-from .. import _events
-from .._clock import Clock
+from ..core.clock import Clock
+from ..core.events import quiet_logs
 
 __all__ = ["VirtualClock", "VirtualLoop", "VirtualTimeDeadlock", "quiet_logs", "run_virtual"]
 
@@ -126,11 +125,3 @@ def run_virtual(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``main()`` to completion on a fresh :class:`VirtualLoop`; return its result."""
     with asyncio.Runner(loop_factory=VirtualLoop) as runner:
         return runner.run(main())
-
-
-@contextmanager
-def quiet_logs() -> Iterator[None]:
-    """Within the block the library's events are not logged (a simulated herd emits
-    hundreds of thousands); listeners still receive them."""
-    with _events.muted():
-        yield

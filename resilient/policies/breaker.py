@@ -42,14 +42,14 @@ from typing import Any, ClassVar
 
 from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
-from .._errors import CircuitOpenError
-from .._events import emit
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
-from .._outcome import compile_on
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context
+from ..core.errors import CircuitOpenError
+from ..core.events import emit
+from ..core.outcome import compile_on
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["CircuitBreaker"]
 

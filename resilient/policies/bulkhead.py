@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
-from .._drivers_policies import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
-from .._errors import BulkheadFullError, TimeoutExceeded
-from .._events import emit
 from .._machines._validate import number
 from .._machines.bulkhead import FULL, QUEUE, Slots
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context
+from ..core.errors import BulkheadFullError, TimeoutExceeded
+from ..core.events import emit
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
+from ._wait import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
 
 __all__ = ["Bulkhead"]
 

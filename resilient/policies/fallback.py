@@ -6,11 +6,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .._context import Context
-from .._events import emit
-from .._outcome import Outcome, compile_on
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.context import Context
+from ..core.events import emit
+from ..core.outcome import Outcome, compile_on
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["Fallback"]
 

@@ -10,10 +10,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from .._context import Context
 from .._machines._validate import whole
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.context import Context
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["PerKey"]
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
-from .._errors import RateLimitedError
-from .._events import emit
 from .._machines._validate import number
 from .._machines.bucket import TokenBucket
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context
+from ..core.errors import RateLimitedError
+from ..core.events import emit
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 from ..stores.base import BucketStore
 
 __all__ = ["RateLimiter"]

@@ -6,17 +6,17 @@ import random
 import threading
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context, replay_forbidden
-from .._drivers import drive_retry, drive_retry_async
-from .._events import emit
 from .._machines._validate import number, whole
 from .._machines.backoff import Backoff, FullJitter
 from .._machines.budget import BudgetWindow
 from .._machines.retry import GiveUp, RetryPlan, Sleep, parse_retry_after
-from .._outcome import Outcome, Predicate, compile_on
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context, replay_forbidden
+from ..core.events import emit
+from ..core.outcome import Outcome, Predicate, compile_on
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
+from ..core.waiting import asleep, sleep
 
 __all__ = ["Retry", "RetryBudget", "RetryCall"]
 
@@ -288,3 +288,50 @@ class Retry(Policy):
 
     def __repr__(self) -> str:
         return f"Retry(attempts={self.attempts}, backoff={self.backoff!r})"
+
+
+# -- the retry loop: the sync driver beside its async twin ------------------------
+
+
+def drive_retry(call: RetryCall, inner: SyncStep, ctx: Context, outcome: Outcome[Any]) -> Any:
+    """Retry ``inner`` after its first failure ``outcome`` until it succeeds or the plan gives up."""
+    while True:
+        decision = call.decide(outcome)
+        if isinstance(decision, GiveUp):
+            return outcome.unwrap()
+        sleep(call.clock, decision.delay)
+        call.starting()
+        try:
+            value = inner(ctx)
+        except Exception as exc:
+            if not call.is_failure_error(exc):
+                raise
+            outcome = Outcome(error=exc)
+            continue
+        if call.is_failure_result(value):
+            outcome = Outcome(value)
+            continue
+        call.succeeded()
+        return value
+
+
+async def drive_retry_async(call: RetryCall, inner: AsyncStep, ctx: Context, outcome: Outcome[Any]) -> Any:
+    """The async twin of :func:`drive_retry`."""
+    while True:
+        decision = call.decide(outcome)
+        if isinstance(decision, GiveUp):
+            return outcome.unwrap()
+        await asleep(call.clock, decision.delay)
+        call.starting()
+        try:
+            value = await inner(ctx)
+        except Exception as exc:
+            if not call.is_failure_error(exc):
+                raise
+            outcome = Outcome(error=exc)
+            continue
+        if call.is_failure_result(value):
+            outcome = Outcome(value)
+            continue
+        call.succeeded()
+        return value

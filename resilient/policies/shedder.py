@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context
-from .._errors import LoadShedError
-from .._events import emit
 from .._machines.shedder import ADMIT, ShedMachine
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context
+from ..core.errors import LoadShedError
+from ..core.events import emit
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["LoadShedder"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._context import Context, current_deadline
-from .._errors import TimeoutExceeded
-from .._events import emit
 from .._machines._validate import number
-from .._policy import AsyncStep, Policy, SyncStep
-from .._stats import Counter
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context, current_deadline
+from ..core.errors import TimeoutExceeded
+from ..core.events import emit
+from ..core.policy import AsyncStep, Policy, SyncStep
+from ..core.stats import Counter
 
 __all__ = ["Timeout"]
 
@@ -21,7 +21,7 @@ class Timeout(Policy):
 
     The deadline (``clock.monotonic() + seconds``, or an enclosing Timeout's if
     that is sooner) is put in ``ctx.deadline`` and in the context variable
-    ``resilient._context.current_deadline`` for the duration of the call, so
+    ``resilient.core.context.current_deadline`` for the duration of the call, so
     inner policies (``Retry``'s deadline) and the httpx transports honour it.
 
     * **Async calls** are cancelled at the deadline and raise

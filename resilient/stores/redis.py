@@ -36,13 +36,13 @@ import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .._clock import SYSTEM_CLOCK, Clock
-from .._errors import StoreUnavailable
-from .._events import emit
 from .._machines.store_breaker import StoreBreaker
-from ..serializers import resolve_serializer
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.errors import StoreUnavailable
+from ..core.events import emit
 from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
+from .serializers import resolve_serializer
 
 if TYPE_CHECKING:
     import redis

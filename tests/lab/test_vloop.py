@@ -137,7 +137,7 @@ def test_runs_are_deterministic_for_a_seed() -> None:
 
 def test_quiet_logs_silences_the_log_but_not_listeners(caplog: pytest.LogCaptureFixture) -> None:
     """Inside quiet_logs events still reach listeners but not the log; afterwards they are logged again."""
-    from resilient import _events
+    from resilient.core import events as _events
 
     seen: list[str] = []
 

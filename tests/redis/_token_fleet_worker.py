@@ -35,7 +35,7 @@ class SharedClock(rs.Clock):
 
 def main(url: str, index: int) -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the protocol
-    client = redis.Redis.from_url(url, socket_timeout=5)
+    client = redis.Redis.from_url(url, socket_timeout=70)  # above the longest BLPOP below: a loaded machine is slow
     clock = SharedClock(client)
 
     def fetch() -> rs.Token:
@@ -43,7 +43,7 @@ def main(url: str, index: int) -> None:
         at = clock.time()
         client.rpush("fleet:fetched", json.dumps({"n": n, "at": at, "by": index}))
         if n == 1:
-            client.blpop(["fleet:release"], timeout=10)
+            client.blpop(["fleet:release"], timeout=60)
         return rs.Token(f"t{n}", at + LIFE)
 
     store = rs.RedisStore(redis.Redis.from_url(url, socket_timeout=5), prefix="fleet-test:")

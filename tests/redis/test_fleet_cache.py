@@ -17,9 +17,9 @@ import pytest
 import resilient as rs
 from resilient.stores.redis import RedisStore
 from resilient.testing import FakeClock, capture_events
+from tests.redis.conftest import async_client, sync_client
 
 from ..conftest import run_threads
-from .conftest import async_client, sync_client
 
 pytestmark = pytest.mark.redis
 

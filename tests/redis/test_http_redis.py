@@ -8,9 +8,8 @@ import pytest
 
 import resilient as rs
 from resilient.stores.redis import RedisStore
-
-from ..http_origin import Origin, Reply
-from .conftest import async_client, sync_client
+from tests.http.origin import Origin, Reply
+from tests.redis.conftest import async_client, sync_client
 
 pytestmark = pytest.mark.redis
 

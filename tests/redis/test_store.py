@@ -13,9 +13,9 @@ import redis.asyncio
 from redis.crc import key_slot
 
 import resilient as rs
-from resilient._drivers_store import apoll_lookup, poll_lookup
 from resilient.stores.base import Entry, Lookup
 from resilient.stores.redis import RedisStore
+from resilient.stores.wait import apoll_lookup, poll_lookup
 from resilient.testing import capture_events
 
 pytestmark = pytest.mark.redis

@@ -11,8 +11,7 @@ import resilient as rs
 from resilient.stores.base import Entry
 from resilient.stores.redis import RedisStore
 from resilient.testing import FakeClock, capture_events
-
-from .conftest import async_client, sync_client
+from tests.redis.conftest import async_client, sync_client
 
 pytestmark = pytest.mark.redis
 

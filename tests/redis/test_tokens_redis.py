@@ -90,7 +90,7 @@ def fleet(redis_url: str) -> Iterator[list[Worker]]:
 @pytest.mark.slow
 def test_four_processes_fetch_once_on_cold_start_and_once_per_expiry(redis_url: str, fleet: list[Worker]) -> None:
     """4 processes on one Redis store cause 1 fetch at a cold start and 1 per expiry, never serving an expired token."""
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url, socket_timeout=70)  # redis-py 8 cuts a BLPOP at its default
     try:
         for worker in fleet:
             worker.send("cold")

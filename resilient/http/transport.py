@@ -1,0 +1,133 @@
+"""The resilient httpx transports: every request runs through a policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.context import Context, replay_forbidden
+from ..core.policy import Policy
+from .exchange import AsyncExchange, Exchange, RequestContext
+from .semantics import operation_of, replay_refusal
+from .share import for_http
+
+__all__ = ["AsyncResilientTransport", "ResilientTransport"]
+
+
+def _attempt(ctx: Context) -> Any:
+    """The innermost step: one attempt of the request (the exchange takes no arguments)."""
+    return ctx.fn()
+
+
+def _check(policy: object, clock: object) -> Clock:
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a resilient policy (rs.Retry(), rs.pipeline(...), ...), got {policy!r}")
+    if clock is not None and not isinstance(clock, Clock):
+        raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+    return clock or SYSTEM_CLOCK
+
+
+class ResilientTransport(httpx.BaseTransport):
+    """An httpx transport that sends every request through ``policy``.
+
+    Each request is one call of the policy, whose :class:`~resilient.Context`
+    has ``operation`` ``"METHOD host/path"``, no arguments, and ``key`` the
+    request's key (method, URL and a fingerprint of its credentials: the
+    default key of ``rs.Cache`` and ``rs.Coalesce``); each attempt goes to
+    ``transport``.
+
+    * A non-idempotent request (POST, PATCH) is retried only with an
+      ``Idempotency-Key`` header; a streamed request body never is.
+    * A response discarded by a retry is closed before the next attempt, and
+      a response of 400 or above is read (and its connection released) at once,
+      so ``Limits(max_connections=1)`` survives any number of retries.
+    * Inside a ``rs.Timeout``, each attempt's connect/read/write/pool timeouts
+      are cut to the time left, and a timeout so caused raises
+      ``rs.TimeoutExceeded`` chained from httpx's error.
+    * ``rs.Cache`` and ``rs.Coalesce`` in the policy share responses as
+      snapshots (status, headers, body): every caller gets its own response.
+
+    Args:
+        policy: any resilient policy or pipeline.
+        transport: the transport that sends (default: ``httpx.HTTPTransport()``).
+        clock: the clock the enclosing ``Timeout`` uses (its deadline is on it).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, policy: Policy, transport: httpx.BaseTransport | None = None, *, clock: Clock | None = None):
+        self.clock = _check(policy, clock)
+        if transport is not None and not isinstance(transport, httpx.BaseTransport):
+            raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
+        self.policy = policy
+        self.transport = transport if transport is not None else httpx.HTTPTransport()
+        self._chain = for_http(policy).bind(_attempt)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        exchange = Exchange(self.transport, request, self.clock)
+        ctx = RequestContext(operation_of(request), exchange)
+        refusal = replay_refusal(request)
+        token = None if refusal is None else replay_forbidden.set(refusal)
+        try:
+            value = self._chain(ctx)
+        except BaseException:
+            exchange.abandon()
+            raise
+        finally:
+            if token is not None:
+                replay_forbidden.reset(token)
+        return exchange.finish(value)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __repr__(self) -> str:
+        return f"ResilientTransport({self.policy!r}, {self.transport!r})"
+
+
+class AsyncResilientTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`ResilientTransport` (same policy object, same rules).
+
+    Args:
+        policy: any resilient policy or pipeline.
+        transport: the transport that sends (default: ``httpx.AsyncHTTPTransport()``).
+        clock: the clock the enclosing ``Timeout`` uses.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, policy: Policy, transport: httpx.AsyncBaseTransport | None = None, *, clock: Clock | None = None
+    ):
+        self.clock = _check(policy, clock)
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
+        self.policy = policy
+        self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._chain = for_http(policy).abind(_attempt)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        exchange = AsyncExchange(self.transport, request, self.clock)
+        ctx = RequestContext(operation_of(request), exchange)
+        refusal = replay_refusal(request)
+        token = None if refusal is None else replay_forbidden.set(refusal)
+        try:
+            value = await self._chain(ctx)
+        except BaseException:
+            await exchange.abandon()
+            raise
+        finally:
+            if token is not None:
+                replay_forbidden.reset(token)
+        own = exchange.response
+        if own is not None and own is value:  # the usual case, without a coroutine
+            return own
+        return await exchange.finish(value)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    def __repr__(self) -> str:
+        return f"AsyncResilientTransport({self.policy!r}, {self.transport!r})"
