@@ -68,12 +68,14 @@ class Timeout(Policy):
             if deadline <= self.clock.monotonic():
                 raise self._exceeded_error(ctx)
             saved = ctx.deadline
-            ctx.deadline = deadline
-            token = current_deadline.set(deadline)
+            token = None
             try:
+                ctx.deadline = deadline
+                token = current_deadline.set(deadline)
                 return inner(ctx)
             finally:
-                current_deadline.reset(token)
+                if token is not None:
+                    current_deadline.reset(token)
                 ctx.deadline = saved
 
         return timeout_step
@@ -85,18 +87,21 @@ class Timeout(Policy):
             if left <= 0:
                 raise self._exceeded_error(ctx)
             saved = ctx.deadline
-            ctx.deadline = deadline
-            token = current_deadline.set(deadline)
-            timer = asyncio.timeout(left)
-            try:
+            token = None
+            timer: asyncio.Timeout | None = None
+            try:  # everything that can raise (asyncio.timeout without a running loop) is inside
+                ctx.deadline = deadline
+                token = current_deadline.set(deadline)
+                timer = asyncio.timeout(left)
                 async with timer:
                     return await inner(ctx)
             except TimeoutError as exc:
-                if timer.expired():
+                if timer is not None and timer.expired():
                     raise self._exceeded_error(ctx) from exc
                 raise
             finally:
-                current_deadline.reset(token)
+                if token is not None:
+                    current_deadline.reset(token)
                 ctx.deadline = saved
 
         return timeout_step

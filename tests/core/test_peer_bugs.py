@@ -70,3 +70,21 @@ def test_operation_name_of_mocks_and_partials() -> None:
     assert operation_name(mock.Mock()) == "Mock"
     assert operation_name(functools.partial(mock.MagicMock())) == "MagicMock"
     assert asyncio.iscoroutinefunction(mock.AsyncMock())
+
+
+def test_a_timeout_that_fails_to_start_leaves_no_deadline_behind() -> None:
+    """Entering asyncio.timeout() without a running loop raises, and a later unrelated Timeout(5) still runs."""
+    from resilient.core.context import current_deadline
+
+    clock = FakeClock()
+
+    async def work() -> int:
+        return 1
+
+    coro = rs.Timeout(1, clock=clock).acall(work)
+    with pytest.raises(RuntimeError):
+        coro.send(None)  # driven by hand: no running loop
+    coro.close()
+    assert current_deadline.get() is None
+    clock.advance(10)
+    assert rs.Timeout(5, clock=clock).call(lambda: 2) == 2
