@@ -88,3 +88,24 @@ def test_a_timeout_that_fails_to_start_leaves_no_deadline_behind() -> None:
     assert current_deadline.get() is None
     clock.advance(10)
     assert rs.Timeout(5, clock=clock).call(lambda: 2) == 2
+
+
+def test_bad_arguments_name_the_argument() -> None:
+    """Fallback() without value/handler, SingleFlight().do with a non-callable, and an empty pipeline are clear errors."""
+    with pytest.raises(TypeError, match="value=.*handler=") as caught:
+        rs.Fallback()
+    assert "object at 0x" not in str(caught.value)
+    with pytest.raises(TypeError, match="not both"):
+        rs.Fallback(value=1, handler=lambda outcome: 2)
+    with pytest.raises(TypeError, match=r"fn must be a zero-argument callable.*42"):
+        rs.SingleFlight().do("k", 42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="on_join"):
+        rs.SingleFlight().do("k", lambda: 1, on_join=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="at least one policy"):
+        rs.pipeline()
+
+
+async def test_async_single_flight_names_a_bad_argument() -> None:
+    """SingleFlight().ado with a non-callable names afn."""
+    with pytest.raises(TypeError, match="afn must be"):
+        await rs.SingleFlight().ado("k", 42)  # type: ignore[arg-type]
