@@ -91,8 +91,8 @@ def test_a_timeout_that_fails_to_start_leaves_no_deadline_behind() -> None:
 
 
 def test_bad_arguments_name_the_argument() -> None:
-    """Fallback() without value/handler, SingleFlight().do with a non-callable, and an empty pipeline are clear errors."""
-    with pytest.raises(TypeError, match="value=.*handler=") as caught:
+    """Fallback() without value/handler, SingleFlight().do of a non-callable, an empty pipeline: clear errors."""
+    with pytest.raises(TypeError, match=r"value=.*handler=") as caught:
         rs.Fallback()
     assert "object at 0x" not in str(caught.value)
     with pytest.raises(TypeError, match="not both"):
