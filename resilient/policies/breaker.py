@@ -38,9 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-
-from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from ..core.clock import SYSTEM_CLOCK, Clock
@@ -51,13 +49,24 @@ from ..core.outcome import compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
 
+if TYPE_CHECKING:  # pybreaker imports redis when it is installed: imported when a breaker is made
+    from pybreaker import CircuitBreakerStorage
+
 __all__ = ["CircuitBreaker"]
 
 _PUBLIC_STATE = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
 _EVENT = {OPEN: "breaker.opened", HALF_OPEN: "breaker.half_open", CLOSED: "breaker.closed"}
 
 
+def _is_memory(storage: CircuitBreakerStorage) -> bool:
+    from pybreaker import CircuitMemoryStorage
+
+    return isinstance(storage, CircuitMemoryStorage)
+
+
 def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
+    from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage, CircuitRedisStorage
+
     if storage is None:
         return CircuitMemoryStorage(CLOSED)
     if isinstance(storage, CircuitBreakerStorage):
@@ -145,7 +154,7 @@ class CircuitBreaker(Policy):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         self._storage = _storage_for(storage, name)
-        self._memory = isinstance(self._storage, CircuitMemoryStorage)
+        self._memory = _is_memory(self._storage)
         self._lock = threading.Lock()
         self._probes = 0
         self._generation = 0  # bumped on every transition: probes of an older one count no more
