@@ -22,6 +22,8 @@ from typing import Any
 
 import structlog
 
+from .context import current_partition
+
 __all__ = ["add_listener", "emit", "level_of", "quiet_logs", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
@@ -144,12 +146,21 @@ def _log(level: int, event: str, fields: dict[str, Any], exc_info: bool = False)
         stdlib_logger.log(level, _Line(event, fields), exc_info=exc_info, extra=extra)
 
 
+_partition = current_partition.get
 _is_configured = structlog.is_configured
 _enabled = stdlib_logger.isEnabledFor
 
 
 def emit(event: str, /, **fields: Any) -> None:
-    """Tell the log (structlog if configured, else stdlib ``logging``) and every listener that ``event`` happened."""
+    """Tell the log (structlog if configured, else stdlib ``logging``) and every listener that ``event`` happened.
+
+    Inside a ``PerKey`` partition's inner policy an event whose ``key`` is ``None``
+    carries the partition key (the host, for ``rs.http.per_host``).
+    """
+    if "key" in fields and fields["key"] is None:
+        partition = _partition()
+        if partition is not None:
+            fields["key"] = partition
     if not _muted:
         level = _LEVELS.get(event, logging.DEBUG)
         if _is_configured() or _enabled(level):

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.context import Context
+from ..core.context import Context, current_partition
 from ..core.errors import CircuitOpenError
 from ..core.events import emit
 from ..core.outcome import compile_on
@@ -232,8 +232,10 @@ class CircuitBreaker(Policy):
             return generation
         self._rejected.incr()
         emit("breaker.rejected", operation=operation, key=self.name, remaining=verdict.remaining)
+        label = self.name or current_partition.get()
+        circuit = f"{operation!r} is open" if label is None else f"{label!r} is open (refusing {operation})"
         raise CircuitOpenError(
-            f"circuit {self.name or operation!r} is open; {verdict.remaining:.3f}s until a probe may pass",
+            f"circuit {circuit}; {verdict.remaining:.3f}s until a probe may pass",
             remaining=verdict.remaining,
         )
 

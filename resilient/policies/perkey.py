@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._machines._validate import whole
-from ..core.context import Context
+from ..core.context import Context, current_partition
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
 
@@ -156,12 +156,24 @@ class PerKey(Policy):
         bind_id = next(_bind_ids)
         key_of, slot_of = self._key, self._slot
 
+        def outside(ctx: Context) -> Any:  # the partition is the inner policy's, not the function's
+            token = current_partition.set(None)
+            try:
+                return inner(ctx)
+            finally:
+                current_partition.reset(token)
+
         def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+            key = key_of(ctx)
+            slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
-                step = slot.steps[bind_id] = slot.policy.bind(inner)
-            return step(ctx)
+                step = slot.steps[bind_id] = slot.policy.bind(outside)
+            token = current_partition.set(str(key))
+            try:
+                return step(ctx)
+            finally:
+                current_partition.reset(token)
 
         return per_key_step
 
@@ -169,12 +181,24 @@ class PerKey(Policy):
         bind_id = next(_bind_ids)
         key_of, slot_of = self._key, self._slot
 
+        async def aoutside(ctx: Context) -> Any:
+            token = current_partition.set(None)
+            try:
+                return await inner(ctx)
+            finally:
+                current_partition.reset(token)
+
         async def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+            key = key_of(ctx)
+            slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
-                step = slot.steps[bind_id] = slot.policy.abind(inner)
-            return await step(ctx)
+                step = slot.steps[bind_id] = slot.policy.abind(aoutside)
+            token = current_partition.set(str(key))
+            try:
+                return await step(ctx)
+            finally:
+                current_partition.reset(token)
 
         return per_key_step
 
