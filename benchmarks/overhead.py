@@ -1,11 +1,14 @@
-"""Happy-path overhead of Retry and of a five-policy pipeline, beside tenacity, stamina and backoff.
+"""Happy-path overhead of Retry and of a five-policy pipeline, beside tenacity, stamina and backoff;
+and what watching them with resilient.metrics (Prometheus and OpenTelemetry) adds per call (goal <= 300 ns).
 
-Run: python -m benchmarks.overhead   (peers: pip install -e ".[bench]")
+Run: python -m benchmarks.overhead [--metrics]   (--metrics: only the cost of watching)
+Peers: pip install -e ".[bench]"; metrics: ".[prometheus,otel]".
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import resilient as rs
@@ -65,6 +68,9 @@ def peers() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def main() -> None:
     quiet()
+    if "--metrics" in sys.argv[1:]:  # only the cost of watching
+        report_watched()
+        return
     retry = rs.Retry()
     budgeted = rs.Retry(budget=rs.RetryBudget())
     pipe = five_policy_pipeline()
@@ -89,6 +95,65 @@ def main() -> None:
     arows += [(name, ans_per_call(fn)) for name, fn in async_peers.items()]
     table("async, happy path", arows, baseline="bare await")
     verdict(arows)
+
+    report_watched()
+
+
+def report_watched() -> None:
+    measured = watched_rows()
+    if measured is not None:
+        metrics_table("sync", measured[0])
+        metrics_table("async", measured[1])
+
+
+def watched_rows() -> tuple[list[tuple[str, float, float]], list[tuple[str, float, float]]] | None:
+    """(name, unwatched ns, watched ns) for the same policies with and without metrics watching them."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from prometheus_client import CollectorRegistry
+
+        from resilient.metrics import OpenTelemetry, Prometheus
+    except ImportError as exc:
+        print(f"\nmetrics overhead skipped: {exc}")
+        return None
+    prom = Prometheus(CollectorRegistry())
+    otel = OpenTelemetry(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+    def make() -> dict[str, rs.Policy]:
+        return {"Retry": rs.Retry(), "five-policy pipeline": five_policy_pipeline(), "Cache hit": rs.Cache(ttl=3600)}
+
+    plain, watched = make(), make()
+    for name, policy in watched.items():
+        prom.watch(policy, name)
+        otel.watch(policy, name)
+    sync, asy = [], []
+    for name in plain:
+        fn, wfn = plain[name](noop), watched[name](noop)
+        afn, awfn = plain[name](anoop), watched[name](anoop)
+        fn(), wfn()  # a cache's first call is its miss: time the hits
+        asyncio.run(afn()), asyncio.run(awfn())
+        # interleaved rounds, the best of each side: a busy machine's drift hits both alike
+        sync.append((name, *_paired(lambda f: ns_per_call(f, n=5_000, repeat=1), fn, wfn)))
+        asy.append((name, *_paired(lambda f: ans_per_call(f, n=5_000, repeat=1), afn, awfn)))
+    prom.close()
+    otel.close()
+    return sync, asy
+
+
+def _paired(measure: Any, plain: Any, watched: Any, rounds: int = 21) -> tuple[float, float]:
+    a = b = float("inf")
+    for _ in range(rounds):
+        a = min(a, measure(plain))
+        b = min(b, measure(watched))
+    return a, b
+
+
+def metrics_table(title: str, rows: list[tuple[str, float, float]]) -> None:
+    print(f"\n{title}: cost of watching with Prometheus + OpenTelemetry (goal: <= 300 ns per call)")
+    print(f"  {'':40} {'ns/call':>10} {'watched':>10} {'added ns':>10}")
+    for name, plain, watched in rows:
+        print(f"  {name:40} {plain:10.0f} {watched:10.0f} {watched - plain:10.0f}")
 
 
 def verdict(rows: list[tuple[str, float]]) -> None:

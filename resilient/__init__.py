@@ -25,13 +25,16 @@ from .core.outcome import Outcome, Predicate, errors, results
 from .core.pipeline import Pipeline, pipeline
 from .core.policy import Policy
 from .http import AsyncResilientTransport, ResilientTransport
+from .policies.batch import Batch, BatchLoader
 from .policies.breaker import CircuitBreaker
 from .policies.bulkhead import Bulkhead
 from .policies.fallback import Fallback
+from .policies.once import OncePer
 from .policies.perkey import PerKey
 from .policies.ratelimit import RateLimiter
 from .policies.retry import Retry, RetryBudget
 from .policies.shedder import LoadShedder
+from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .stores.memory import MemoryStore
@@ -46,6 +49,8 @@ __all__ = [
     "AdaptiveThrottle",
     "AsyncResilientTransport",
     "Backoff",
+    "Batch",
+    "BatchLoader",
     "Bulkhead",
     "BulkheadFullError",
     "Cache",
@@ -65,6 +70,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "OncePer",
     "Outcome",
     "PerKey",
     "PickleSerializer",
@@ -80,6 +86,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "SingleFlight",
+    "Spread",
     "StoreUnavailable",
     "Timeout",
     "TimeoutExceeded",

@@ -153,3 +153,30 @@ def run_threads(n: int, target: Callable[[int], Any], *, timeout: float = 30.0) 
         if t.is_alive():
             raise AssertionError(f"thread did not finish within {timeout}s")
     return results
+
+
+@pytest.fixture(autouse=True)
+def _events_follow_the_schema() -> Iterator[None]:
+    """Every event any test makes follows docs/events.md (name, fields, error form, no query strings)."""
+    import threading
+
+    import resilient as rs
+
+    from .events_table import violations
+
+    found: dict[str, None] = {}  # ordered, without repeats
+    lock = threading.Lock()
+
+    def check(event: dict[str, Any]) -> None:
+        wrong = violations(event)
+        if wrong:
+            with lock:
+                found.update(dict.fromkeys(wrong))
+
+    rs.add_listener(check)
+    try:
+        yield
+    finally:
+        rs.remove_listener(check)
+    if found:
+        pytest.fail("events outside the schema of docs/events.md:\n" + "\n".join(list(found)[:20]), pytrace=False)

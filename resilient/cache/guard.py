@@ -72,7 +72,7 @@ class StoreGuard:
             operation=operation,
             key=key,
             op=op,
-            error=f"{type(exc).__name__}: {exc}",
+            error=exc,
             retry_in=round(retry_at - self.clock.monotonic(), 3),
         )
         return fallback

@@ -142,6 +142,7 @@ class Cache(Policy):
         self._coalesced = Counter()
         self._origin_calls = Counter()
         self._errors = Counter()
+        self._origin_observers: list[Callable[[float, BaseException | None], None]] = []
         self._room = Room(
             clock=self.clock,
             guard=self._guard,
@@ -156,6 +157,7 @@ class Cache(Policy):
             lock_timeout=self._lock_timeout,
             origin_calls=self._origin_calls,
             errors=self._errors,
+            origin_observers=self._origin_observers,
         )
 
     @overload
@@ -309,7 +311,7 @@ class Cache(Policy):
         try:
             refresh(self._room, ctx, key, inner, due_at)
         except Exception as exc:  # a refresh never fails a caller; it is told
-            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
         finally:
             self._end_refresh(key)
 
@@ -323,7 +325,7 @@ class Cache(Policy):
         try:
             await arefresh(self._room, ctx, key, inner, due_at)
         except Exception as exc:
-            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
         finally:
             self._end_refresh(key)
 
@@ -337,9 +339,9 @@ class Cache(Policy):
     def _served_stale(self, ctx: Context, key: str, entry: Entry, error: BaseException | None = None) -> Any:
         self._stale_served.incr()
         if error is None:
-            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at)
+            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at, error=None)
         else:
-            emit("cache.stale_served", operation=ctx.operation, key=key, error=f"{type(error).__name__}: {error}")
+            emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at, error=error)
         return entry.value
 
     def _waiting(self, ctx: Context, key: str) -> PollPlan:
@@ -348,14 +350,25 @@ class Cache(Policy):
         return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
 
     def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
-        emit("cache.lock_timeout", operation=ctx.operation, key=key, deadline=True)
+        emit("cache.lock_timeout", operation=ctx.operation, key=key, waited=None, deadline=True)
         return CacheLockTimeout(f"{ctx.operation}: the deadline passed while waiting for another refresh of {key!r}")
 
     def _joined(self, ctx: Context, key: str) -> None:
         self._coalesced.incr()
-        emit("coalesce.joined", operation=ctx.operation, key=key)
+        emit("coalesce.joined", operation=ctx.operation, key=key, policy="cache")
 
     # -- management ----------------------------------------------------------------
+    def observe_origin(self, observe: Callable[[float, BaseException | None], None]) -> None:
+        """Call ``observe(seconds, error)`` after every origin call (a miss or a refresh).
+
+        ``error`` is the exception the origin raised, ``None`` on success; the
+        seconds are read on the cache's clock. A hit costs nothing: only origin
+        calls are timed (``resilient.metrics`` feeds its duration histogram so).
+        """
+        if not callable(observe):
+            raise TypeError(f"observe must be a callable (seconds, error), got {observe!r}")
+        self._origin_observers.append(observe)  # one atomic append; the drivers read the same list
+
     def invalidate(self, key: str) -> None:
         """Delete ``key`` (the formatted key) and void refreshes in flight for it."""
         self.flight.forget(key)

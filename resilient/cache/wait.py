@@ -48,6 +48,8 @@ class Room:
     lock_timeout: Callable[[Context, str], CacheLockTimeout]
     origin_calls: Counter
     errors: Counter
+    #: ``observe(seconds, error)`` callables told of every origin call (appended to by the room).
+    origin_observers: list[Callable[[float, BaseException | None], None]]
 
 
 def _next_step(room: Room, found: Lookup, now: float) -> str:
@@ -91,7 +93,7 @@ def load(room: Room, ctx: Context, key: str, inner: SyncStep) -> Any:
         if delay is None:
             if plan.cut_short:
                 raise room.lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait)
+            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
             return fetch(room, ctx, key, inner, store, None, found.entry)
         sleep(clock, delay)
 
@@ -117,12 +119,21 @@ async def aload(room: Room, ctx: Context, key: str, inner: AsyncStep) -> Any:
         if delay is None:
             if plan.cut_short:
                 raise room.lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait)
+            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
             return await afetch(room, ctx, key, inner, store, None, found.entry)
         await asleep(clock, delay)
 
 
 # -- one origin call -----------------------------------------------------------------
+
+
+def _observed(room: Room, started: float, error: BaseException | None) -> None:
+    """Tell the room's origin observers how long the call took (nothing when there are none)."""
+    observers = room.origin_observers
+    if observers:
+        seconds = room.clock.monotonic() - started
+        for observe in observers:
+            observe(seconds, error)
 
 
 def fetch(
@@ -141,6 +152,7 @@ def fetch(
         value = inner(ctx)
     except Exception as exc:
         room.errors.incr()
+        _observed(room, started, exc)
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         fallback = _usable_stale(room, stale)
@@ -151,6 +163,7 @@ def fetch(
         if lease is not None:
             guard.release(store, key, lease, ctx.operation)
         raise
+    _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = room.new_entry(value, clock.monotonic() - started)
@@ -170,6 +183,7 @@ async def afetch(
         value = await inner(ctx)
     except Exception as exc:
         room.errors.incr()
+        _observed(room, started, exc)
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         fallback = _usable_stale(room, stale)
@@ -180,6 +194,7 @@ async def afetch(
         if lease is not None:
             await guard.arelease(store, key, lease, ctx.operation)
         raise
+    _observed(room, started, None)
     if lease is None:  # fetched after lock_wait without the lease: only a lease holder may write
         return value
     entry, now = room.new_entry(value, clock.monotonic() - started)
@@ -205,7 +220,7 @@ def refresh(room: Room, ctx: Context, key: str, inner: SyncStep, due_at: float) 
     try:
         fetch(room, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)
 
@@ -219,6 +234,6 @@ async def arefresh(room: Room, ctx: Context, key: str, inner: AsyncStep, due_at:
     try:
         await afetch(room, ctx, key, inner, store, found.lease, None)
     except Exception as exc:
-        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=f"{type(exc).__name__}: {exc}")
+        emit("cache.refresh_failed", operation=ctx.operation, key=key, error=exc)
     else:
         emit("cache.refreshed", operation=ctx.operation, key=key)

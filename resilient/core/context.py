@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["Context", "current_deadline", "current_partition", "replay_forbidden"]
+__all__ = ["Context", "current_deadline", "replay_forbidden"]
 
 #: The absolute deadline (``clock.monotonic()`` seconds) set by an enclosing
 #: :class:`~resilient.Timeout`; inner policies and the httpx transports honour it.
@@ -17,18 +17,12 @@ current_deadline: ContextVar[float | None] = ContextVar("resilient_deadline", de
 #: ``None`` when it may. A retry that finds it set gives up at once.
 replay_forbidden: ContextVar[str | None] = ContextVar("resilient_replay_forbidden", default=None)
 
-#: The key of the ``PerKey`` partition whose inner policy is running (a host for
-#: ``rs.http.per_host``), else ``None``. Set by ``PerKey`` around its inner policy
-#: only (not around the function it calls); an event emitted meanwhile without a
-#: key of its own carries it as ``key``, and a breaker's error names it.
-current_partition: ContextVar[str | None] = ContextVar("resilient_partition", default=None)
-
 
 class Context:
     """One call as the policies see it.
 
     Attributes:
-        operation: the function's qualified name, or ``"GET host/path"`` for HTTP.
+        operation: the function's qualified name, or ``"GET host"`` for HTTP.
         fn: the callable at the end of the pipeline.
         args, kwargs: the call's arguments.
         attempt: 0 for the first attempt, 1 for the first retry, ...

@@ -67,6 +67,10 @@ class Policy:
     #: The key under which a pipeline nests this policy's stats.
     kind: ClassVar[str] = "policy"
 
+    #: The key of the ``PerKey`` partition this policy serves (set by ``PerKey`` when it
+    #: makes the policy), carried as ``key`` by its events; ``None`` outside a partition.
+    partition: Any = None
+
     _chain: SyncStep | None = None
     _achain: AsyncStep | None = None
     _achain_any: AsyncStep | None = None

@@ -19,7 +19,7 @@ Rules the transports apply whatever the policy:
 * ``Retry-After`` (429, 503) replaces the backoff delay (``rs.Retry`` reads it).
 * A response a retry discards is closed before the next attempt; one of 400
   or above is read and its connection released at once.
-* ``Context.operation`` is ``"METHOD host/path"``; ``ctx.key``, the default
+* ``Context.operation`` is ``"METHOD host"`` (``route=`` adds a route template); ``ctx.key``, the default
   key of ``rs.Cache`` and ``rs.Coalesce``, is :func:`request_key`: method, URL
   and a hash of ``Authorization`` and ``Cookie`` (never the values), so two
   users never share a response. :func:`request_of` gives custom keys the request.

@@ -34,24 +34,24 @@ def client(policy: Policy, **kwargs: Any) -> httpx.Client:
 
     ``kwargs`` are ``httpx.Client``'s; ``limits``, ``verify``, ``cert``,
     ``http1``, ``http2`` and ``proxy`` configure the inner transport (or pass
-    ``transport=`` to wrap your own); ``clock=`` goes to the resilient transport
-    (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
+    ``transport=`` to wrap your own); ``clock=``, ``route=`` and ``observe=`` go to
+    the resilient transport (give it the clock of your ``rs.Timeout``). Transports given in ``mounts=``
     are used as they are (wrap them in :class:`ResilientTransport` yourself),
     and proxies from the environment (``HTTPS_PROXY``, ...) are not applied:
     pass ``proxy=``.
     """
-    clock = kwargs.pop("clock", None)
+    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.HTTPTransport(**options)
-    return httpx.Client(transport=ResilientTransport(policy, inner, clock=clock), **kwargs)
+    return httpx.Client(transport=ResilientTransport(policy, inner, **own), **kwargs)
 
 
 def async_client(policy: Policy, **kwargs: Any) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` whose requests all run through ``policy`` (see :func:`client`)."""
-    clock = kwargs.pop("clock", None)
+    own = {name: kwargs.pop(name, None) for name in ("clock", "route", "observe")}
     options = _inner_options(kwargs)
     inner = kwargs.pop("transport", None) or httpx.AsyncHTTPTransport(**options)
-    return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, clock=clock), **kwargs)
+    return httpx.AsyncClient(transport=AsyncResilientTransport(policy, inner, **own), **kwargs)
 
 
 def request_of(ctx: Context) -> httpx.Request | None:

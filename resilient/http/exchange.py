@@ -243,7 +243,7 @@ class AsyncExchange:
 class RequestContext(Context):
     """The :class:`~resilient.Context` of one request through a transport.
 
-    ``operation`` is ``"METHOD host/path"``, ``fn`` the exchange (no arguments),
+    ``operation`` is ``"METHOD host"`` (or ``"METHOD host/route"``), ``fn`` the exchange (no arguments),
     and ``key`` the request's :func:`~resilient.http.semantics.request_key`,
     worked out when a policy first asks (``Cache`` and ``Coalesce`` use it as
     their default key).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -84,10 +85,22 @@ def replay_refusal(request: httpx.Request) -> str | None:
 # -- names and keys -----------------------------------------------------------
 
 
-def operation_of(request: httpx.Request) -> str:
-    """The ``Context.operation`` of a request: ``"METHOD host/path"`` (no query, no credentials)."""
+def operation_of(request: httpx.Request, route: Callable[[httpx.Request], str | None] | None = None) -> str:
+    """The ``Context.operation`` of a request: ``"METHOD host"`` (``"GET api.example.com"``).
+
+    Bounded: it names the host (and a port other than the scheme's), never the
+    path, the query or credentials, so a metric label made from it takes one
+    value per host. With ``route`` (a callable naming the route template of a
+    request, ``"/items/{id}"``), it is ``"METHOD host/items/{id}"``; a route
+    of ``None`` falls back to the host alone.
+    """
     ref = request.url._uri_reference  # the parsed parts, read without re-encoding
-    return f"{request.method} {ref.host}{ref.path}"
+    host = f"{ref.host}:{ref.port}" if ref.port else ref.host
+    if route is not None:
+        template = route(request)
+        if template is not None:
+            return f"{request.method} {host}{template}"
+    return f"{request.method} {host}"
 
 
 def fingerprint(*secrets: bytes | None) -> str:

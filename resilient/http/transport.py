@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,16 +17,60 @@ from .share import for_http
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 
 
+#: ``observe(seconds, error)``: told the duration of each attempt sent to the origin
+#: and its exception (``None`` when a response came back).
+Observer = Callable[[float, BaseException | None], None]
+Route = Callable[[httpx.Request], str | None]
+
+
 def _attempt(ctx: Context) -> Any:
     """The innermost step: one attempt of the request (the exchange takes no arguments)."""
     return ctx.fn()
 
 
-def _check(policy: object, clock: object) -> Clock:
+def _timed(observe: Observer, clock: Clock) -> Callable[[Context], Any]:
+    """:func:`_attempt`, timed for ``observe``."""
+    monotonic = clock.monotonic
+
+    def timed_attempt(ctx: Context) -> Any:
+        started = monotonic()
+        try:
+            value = ctx.fn()
+        except Exception as exc:
+            observe(monotonic() - started, exc)
+            raise
+        observe(monotonic() - started, None)
+        return value
+
+    return timed_attempt
+
+
+def _atimed(observe: Observer, clock: Clock) -> Callable[[Context], Awaitable[Any]]:
+    """The async twin of :func:`_timed`."""
+    monotonic = clock.monotonic
+
+    async def timed_attempt(ctx: Context) -> Any:
+        started = monotonic()
+        try:
+            value = await ctx.fn()
+        except Exception as exc:
+            observe(monotonic() - started, exc)
+            raise
+        observe(monotonic() - started, None)
+        return value
+
+    return timed_attempt
+
+
+def _check(policy: object, clock: object, route: object = None, observe: object = None) -> Clock:
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be a resilient policy (rs.Retry(), rs.pipeline(...), ...), got {policy!r}")
     if clock is not None and not isinstance(clock, Clock):
         raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
+    if route is not None and not callable(route):
+        raise TypeError(f"route must be a callable naming a request's route template, got {route!r}")
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe must be a callable (seconds, error), got {observe!r}")
     return clock or SYSTEM_CLOCK
 
 
@@ -33,7 +78,8 @@ class ResilientTransport(httpx.BaseTransport):
     """An httpx transport that sends every request through ``policy``.
 
     Each request is one call of the policy, whose :class:`~resilient.Context`
-    has ``operation`` ``"METHOD host/path"``, no arguments, and ``key`` the
+    has ``operation`` ``"METHOD host"`` (or ``"METHOD host/route"`` with
+    ``route=``: bounded, so a metric label made of it stays small), no arguments, and ``key`` the
     request's key (method, URL and a fingerprint of its credentials: the
     default key of ``rs.Cache`` and ``rs.Coalesce``); each attempt goes to
     ``transport``.
@@ -53,21 +99,37 @@ class ResilientTransport(httpx.BaseTransport):
         policy: any resilient policy or pipeline.
         transport: the transport that sends (default: ``httpx.HTTPTransport()``).
         clock: the clock the enclosing ``Timeout`` uses (its deadline is on it).
+        route: ``route(request)`` names the route template of a request
+            (``"/items/{id}"``) for its ``operation``; ``None`` (or a ``None``
+            answer) names the host alone. Never return the raw path: it would
+            make one metric label value per URL.
+        observe: ``observe(seconds, error)`` after each attempt sent to the
+            origin (``resilient.metrics``' ``origin(name)`` feeds its histogram).
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 ``operation`` names the host, not the path; ``route=``, ``observe=``.
     """
 
-    def __init__(self, policy: Policy, transport: httpx.BaseTransport | None = None, *, clock: Clock | None = None):
-        self.clock = _check(policy, clock)
+    def __init__(
+        self,
+        policy: Policy,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        clock: Clock | None = None,
+        route: Route | None = None,
+        observe: Observer | None = None,
+    ):
+        self.clock = _check(policy, clock, route, observe)
         if transport is not None and not isinstance(transport, httpx.BaseTransport):
             raise TypeError(f"transport must be an httpx.BaseTransport, got {transport!r}")
         self.policy = policy
+        self.route = route
         self.transport = transport if transport is not None else httpx.HTTPTransport()
-        self._chain = for_http(policy).bind(_attempt)
+        self._chain = for_http(policy).bind(_attempt if observe is None else _timed(observe, self.clock))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange)
+        ctx = RequestContext(operation_of(request, self.route), exchange)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:
@@ -94,23 +156,32 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
         policy: any resilient policy or pipeline.
         transport: the transport that sends (default: ``httpx.AsyncHTTPTransport()``).
         clock: the clock the enclosing ``Timeout`` uses.
+        route: as for :class:`ResilientTransport`.
+        observe: as for :class:`ResilientTransport`.
 
     .. versionadded:: 0.1
     """
 
     def __init__(
-        self, policy: Policy, transport: httpx.AsyncBaseTransport | None = None, *, clock: Clock | None = None
+        self,
+        policy: Policy,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        clock: Clock | None = None,
+        route: Route | None = None,
+        observe: Observer | None = None,
     ):
-        self.clock = _check(policy, clock)
+        self.clock = _check(policy, clock, route, observe)
         if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
             raise TypeError(f"transport must be an httpx.AsyncBaseTransport, got {transport!r}")
         self.policy = policy
+        self.route = route
         self.transport = transport if transport is not None else httpx.AsyncHTTPTransport()
-        self._chain = for_http(policy).abind(_attempt)
+        self._chain = for_http(policy).abind(_attempt if observe is None else _atimed(observe, self.clock))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request), exchange)
+        ctx = RequestContext(operation_of(request, self.route), exchange)
         refusal = replay_refusal(request)
         token = None if refusal is None else replay_forbidden.set(refusal)
         try:

@@ -7,13 +7,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from .metrics import ScenarioResult
+from .metrics import PEAK_MEASURE, ScenarioResult
 from .report import PlotUnavailable, format_scenario, plot, to_json
 from .vloop import quiet_logs
 
 __all__ = ["SCENARIOS", "main", "run_scenarios"]
 
-SCENARIOS = ("expiry", "retry-storm", "backoff", "token")
+SCENARIOS = ("expiry", "retry-storm", "backoff", "token", "collapse", "cron", "partition")
 
 
 def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]:
@@ -35,6 +35,18 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
 
             return lambda: run_backoff(clients=FULL_CLIENTS, runs=FULL_RUNS, seed=seed, progress=tell)
         return lambda: run_backoff(clients=DEFAULT_CLIENTS, runs=DEFAULT_RUNS, seed=seed)
+    if name == "collapse":
+        from .scenario_collapse import run_collapse
+
+        return run_collapse
+    if name == "cron":
+        from .scenario_cron import run_cron
+
+        return lambda: run_cron(seed=seed)
+    if name == "partition":
+        from .scenario_partition import run_partition
+
+        return lambda: run_partition(seed=seed)
     from .scenario_token import run_token
 
     return lambda: run_token(seed=seed)
@@ -112,6 +124,7 @@ def herd(args: argparse.Namespace) -> int:
             print(f"plot written to {args.plot}")
     if not args.json:
         mode = "real time" if args.real else f"simulated time, --seed {args.seed}"
+        print(f"peak calls/s and the plots' y axis: {PEAK_MEASURE}, the busiest one-second window")
         print(f"done in {time.perf_counter() - started:.1f} s ({mode})")
     return 0
 

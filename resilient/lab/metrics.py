@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FIELDS", "Recorder", "ScenarioResult", "StrategyResult", "percentile"]
+__all__ = ["FIELDS", "PEAK_MEASURE", "Recorder", "ScenarioResult", "StrategyResult", "percentile"]
 
 #: The figures of one strategy, in table and JSON order (DESIGN.md §3).
 FIELDS = (
@@ -25,6 +25,10 @@ FIELDS = (
     "errors",
     "stale_served",
 )
+
+
+#: What "peak calls/s" in the table and the plots' y axis both count.
+PEAK_MEASURE = "origin calls in the last 1 s (sliding)"
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -48,7 +52,7 @@ class StrategyResult:
     errors: int
     stale_served: int
     extra: dict[str, float] = field(default_factory=dict)
-    #: (time in s, origin calls per second) per bucket, for ``--plot``.
+    #: (time in s, origin calls in the one-second window ending then) per bucket, for ``--plot``.
     series: list[tuple[float, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,7 +73,7 @@ class ScenarioResult:
     summary: list[str] = field(default_factory=list)
     #: The plot's axes, and its lines (by default each strategy's origin load over time).
     plot_x: str = "time (s)"
-    plot_y: str = "origin calls / s"
+    plot_y: str = PEAK_MEASURE
     plot_series: dict[str, list[tuple[float, float]]] | None = None
     plot_log: bool = False
 
@@ -170,10 +174,22 @@ class Recorder:
         return self._refreshes
 
     def series(self, until: float) -> list[tuple[float, float]]:
-        """Origin calls per second in each bucket from 0 to ``until`` seconds."""
+        """Origin calls in the one-second window ending at each bucket's end, from 0 to ``until``.
+
+        The same measure as ``peak_origin_rps`` (its maximum is the table's
+        "peak calls/s"), so the plot and the table can be read against each other.
+        """
         n = math.ceil(until / self.bucket)
+        per_second = max(1, round(1.0 / self.bucket))
         get = self.calls_per_bucket.get
-        return [(round(i * self.bucket, 6), get(i, 0) / self.bucket) for i in range(n)]
+        out: list[tuple[float, float]] = []
+        window = 0
+        for i in range(n):
+            window += get(i, 0)
+            if i >= per_second:
+                window -= get(i - per_second, 0)
+            out.append((round((i + 1) * self.bucket, 6), float(window)))
+        return out
 
     def result(self, name: str, *, until: float, extra: dict[str, float] | None = None) -> StrategyResult:
         latencies = sorted(self.latencies)

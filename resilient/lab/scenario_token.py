@@ -149,6 +149,6 @@ def run_token(
         title=f"token: {services} services share a token that expires for all at once",
         strategies=rows,
         summary=summary,
-        plot_y="auth calls / s",
+        plot_y="auth calls in the last 1 s (sliding)",
         plot_log=True,
     )

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from ..core.clock import SYSTEM_CLOCK, Clock
-from ..core.context import Context, current_partition
+from ..core.context import Context
 from ..core.errors import CircuitOpenError
-from ..core.events import emit
+from ..core.events import emit, failure
 from ..core.outcome import compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
@@ -209,7 +209,7 @@ class CircuitBreaker(Policy):
         self._transitions[target].incr()
 
     def _announce(self, target: str, operation: str, **fields: Any) -> None:
-        emit(_EVENT[target], operation=operation, key=self.name, **fields)
+        emit(_EVENT[target], operation=operation, key=self.name or self.partition, **fields)
 
     def _enter(self, operation: str) -> int:
         """Admit a call found not closed: its probe generation, -1 if not a probe; or raise."""
@@ -231,15 +231,15 @@ class CircuitBreaker(Policy):
                 self._announce(HALF_OPEN, operation)
             return generation
         self._rejected.incr()
-        emit("breaker.rejected", operation=operation, key=self.name, remaining=verdict.remaining)
-        label = self.name or current_partition.get()
+        emit("breaker.rejected", operation=operation, key=self.name or self.partition, remaining=verdict.remaining)
+        label = self.name or self.partition
         circuit = f"{operation!r} is open" if label is None else f"{label!r} is open (refusing {operation})"
         raise CircuitOpenError(
             f"circuit {circuit}; {verdict.remaining:.3f}s until a probe may pass",
             remaining=verdict.remaining,
         )
 
-    def _failed(self, generation: int, operation: str, error: BaseException | None) -> None:
+    def _failed(self, generation: int, operation: str, error: BaseException | None, value: object = None) -> None:
         self._failures.incr()
         storage = self._storage
         with self._lock:
@@ -256,7 +256,7 @@ class CircuitBreaker(Policy):
                 calls, rate = self._machine.failure_rate_now(self.clock.monotonic())
                 self._move(target, self.clock.time())
         if target is not None:
-            fields: dict[str, Any] = {"error": None if error is None else type(error).__name__}
+            fields: dict[str, Any] = failure(error, value)
             if probe:
                 fields["probe"] = True
             elif self._machine.consecutive:
@@ -327,7 +327,7 @@ class CircuitBreaker(Policy):
                     released(generation)
                 raise
             if matches_result is not None and matches_result(value):
-                failed(generation, ctx.operation, None)
+                failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
                     if storage.counter:
@@ -368,7 +368,7 @@ class CircuitBreaker(Policy):
                     released(generation)
                 raise
             if matches_result is not None and matches_result(value):
-                failed(generation, ctx.operation, None)
+                failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
                     if storage.counter:

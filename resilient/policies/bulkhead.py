@@ -56,7 +56,7 @@ class Bulkhead(Policy):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         self._lock = threading.Lock()
-        self._rejected = Counter()
+        self._rejected = {"full": Counter(), "queue_timeout": Counter()}  # by reason
         self._queued = Counter()
 
     @property
@@ -68,14 +68,14 @@ class Bulkhead(Policy):
         return self._slots.max_queue
 
     def _reject(self, operation: str, reason: str) -> BulkheadFullError:
-        self._rejected.incr()
-        emit("bulkhead.rejected", operation=operation, key=None, reason=reason)
+        self._rejected[reason].incr()
+        emit("bulkhead.rejected", operation=operation, key=self.partition, reason=reason)
         return BulkheadFullError(f"bulkhead full ({self.max_concurrent} running, {self.max_queue} queued at most)")
 
     def _queue_wait(self, ctx: Context) -> tuple[float | None, bool]:
         """How long a queued caller may wait, and whether the enclosing deadline is what bounds it."""
         self._queued.incr()
-        emit("bulkhead.queued", operation=ctx.operation, key=None)
+        emit("bulkhead.queued", operation=ctx.operation, key=self.partition)
         wait = self.queue_timeout
         deadline = ctx.effective_deadline()
         if deadline is not None:
@@ -138,9 +138,21 @@ class Bulkhead(Policy):
         return bulkhead_step
 
     def stats(self) -> dict[str, Any]:
+        """``in_use`` (``active``: calls running), ``max_concurrent``, ``queued``, ``waited``
+        (calls that queued), ``rejected`` and by reason ``rejected_full``, ``rejected_queue_timeout``."""
         with self._lock:
             active, queued = self._slots.active, self._slots.queued
-        return {"active": active, "queued": queued, "rejected": self._rejected.value, "waited": self._queued.value}
+        full, timed_out = self._rejected["full"].value, self._rejected["queue_timeout"].value
+        return {
+            "active": active,
+            "in_use": active,
+            "max_concurrent": self.max_concurrent,
+            "queued": queued,
+            "rejected": full + timed_out,
+            "rejected_full": full,
+            "rejected_queue_timeout": timed_out,
+            "waited": self._queued.value,
+        }
 
     def __repr__(self) -> str:
         return f"Bulkhead({self.max_concurrent}, max_queue={self.max_queue}, queue_timeout={self.queue_timeout})"

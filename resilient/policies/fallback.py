@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..core.context import Context
-from ..core.events import emit
+from ..core.events import emit, failure
 from ..core.outcome import Outcome, compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
@@ -60,8 +60,7 @@ class Fallback(Policy):
 
     def _answer(self, ctx: Context, outcome: Outcome[Any]) -> Any:
         self._used.incr()
-        error = None if outcome.error is None else type(outcome.error).__name__
-        emit("fallback.used", operation=ctx.operation, key=None, error=error)
+        emit("fallback.used", operation=ctx.operation, key=self.partition, **failure(outcome.error, outcome.value))
         if self.handler is None:
             return self.value
         return self.handler(outcome)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._machines._validate import whole
-from ..core.context import Context, current_partition
+from ..core.context import Context
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
 
@@ -71,6 +71,18 @@ def _takes_one_argument(fn: Callable[..., Any]) -> bool:
     return len(required) == 1
 
 
+def _mark(policy: Policy, key: Any) -> None:
+    """Tell ``policy`` (and a pipeline's policies) the partition it serves: its events carry ``key``.
+
+    Set once, when the policy is made, so a call pays nothing for it; a policy
+    the factory shares between keys keeps the first key.
+    """
+    if policy.partition is None:
+        policy.partition = key
+    for inner in getattr(policy, "policies", ()):
+        _mark(inner, key)
+
+
 class PerKey(Policy):
     """Run each call through the policy of its key, created by ``factory()`` on first use.
 
@@ -85,7 +97,7 @@ class PerKey(Policy):
         key: how a call's key is found, either
             * a callable receiving the call's :class:`~resilient.Context` and
               returning a string (``lambda ctx: ctx.operation`` keys by function,
-              or by ``"GET host/path"`` through the httpx transports), or
+              or by ``"GET host"`` through the httpx transports), or
             * a template formatted with the call's arguments bound to the
               function's parameter names, defaults applied:
               ``key="{host}"`` for ``def fetch(host, path="/")``.
@@ -129,6 +141,7 @@ class PerKey(Policy):
         policy = self.factory(key) if self._factory_takes_key else self.factory()  # type: ignore[call-arg]
         if not isinstance(policy, Policy):
             raise TypeError(f"PerKey factory must return a resilient policy, got {policy!r}")
+        _mark(policy, key)
         with self._lock:
             slot = self._slots.get(key)
             if slot is None:  # another caller may have made it meanwhile: keep theirs
@@ -156,24 +169,12 @@ class PerKey(Policy):
         bind_id = next(_bind_ids)
         key_of, slot_of = self._key, self._slot
 
-        def outside(ctx: Context) -> Any:  # the partition is the inner policy's, not the function's
-            token = current_partition.set(None)
-            try:
-                return inner(ctx)
-            finally:
-                current_partition.reset(token)
-
         def per_key_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
-                step = slot.steps[bind_id] = slot.policy.bind(outside)
-            token = current_partition.set(str(key))
-            try:
-                return step(ctx)
-            finally:
-                current_partition.reset(token)
+                step = slot.steps[bind_id] = slot.policy.bind(inner)
+            return step(ctx)
 
         return per_key_step
 
@@ -181,24 +182,12 @@ class PerKey(Policy):
         bind_id = next(_bind_ids)
         key_of, slot_of = self._key, self._slot
 
-        async def aoutside(ctx: Context) -> Any:
-            token = current_partition.set(None)
-            try:
-                return await inner(ctx)
-            finally:
-                current_partition.reset(token)
-
         async def per_key_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
-                step = slot.steps[bind_id] = slot.policy.abind(aoutside)
-            token = current_partition.set(str(key))
-            try:
-                return await step(ctx)
-            finally:
-                current_partition.reset(token)
+                step = slot.steps[bind_id] = slot.policy.abind(inner)
+            return await step(ctx)
 
         return per_key_step
 

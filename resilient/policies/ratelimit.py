@@ -83,7 +83,7 @@ class RateLimiter(Policy):
 
     def _limited_error(self, ctx: Context, wait: float) -> RateLimitedError:
         self._limited.incr()
-        emit("ratelimit.rejected", operation=ctx.operation, key=self.key, retry_after=wait)
+        emit("ratelimit.rejected", operation=ctx.operation, key=self.key or self.partition, retry_after=wait)
         return RateLimitedError(f"rate limited; next token in {wait:.3f}s", retry_after=wait)
 
     def bind(self, inner: SyncStep) -> SyncStep:

@@ -12,7 +12,7 @@ from .._machines.budget import BudgetWindow
 from .._machines.retry import GiveUp, RetryPlan, Sleep, parse_retry_after
 from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context, replay_forbidden
-from ..core.events import emit
+from ..core.events import emit, failure
 from ..core.outcome import Outcome, Predicate, compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
@@ -118,28 +118,33 @@ class RetryCall:
         else:
             decision = self._plan.next(self.clock.monotonic(), retry_after)
         if isinstance(decision, Sleep) and policy.budget is not None and not policy.budget.try_withdraw():
-            emit("retry.budget_exhausted", operation=self.ctx.operation, key=None, attempt=self._plan.made)
+            emit(
+                "retry.budget_exhausted",
+                operation=self.ctx.operation,
+                key=policy.partition,
+                attempt=self._plan.made,
+                **failure(outcome.error, outcome.value),
+            )
             decision = GiveUp("budget")
-        error = None if outcome.error is None else type(outcome.error).__name__
         if isinstance(decision, GiveUp):
             policy._gave_up.incr()
             emit(
                 "retry.gave_up",
                 operation=self.ctx.operation,
-                key=None,
+                key=policy.partition,
                 reason=decision.reason,
                 attempts=self._plan.made,
-                error=error,
+                **failure(outcome.error, outcome.value),
             )
         else:
             policy._retries.incr()
             emit(
                 "retry.attempt",
                 operation=self.ctx.operation,
-                key=None,
+                key=policy.partition,
                 attempt=self._plan.made,
                 delay=decision.delay,
-                error=error,
+                **failure(outcome.error, outcome.value),
                 retry_after=retry_after,
             )
         return decision

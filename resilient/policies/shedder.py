@@ -62,7 +62,7 @@ class LoadShedder(Policy):
             verdict = self._machine.admit(now)
         if verdict != ADMIT:
             self._shed.incr()
-            emit("shed.rejected", operation=ctx.operation, key=None, reason=verdict)
+            emit("shed.rejected", operation=ctx.operation, key=self.partition, reason=verdict)
             raise LoadShedError(f"load shed ({verdict})")
         return now
 

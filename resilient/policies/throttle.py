@@ -78,7 +78,7 @@ class AdaptiveThrottle(Policy):
             ok = self._machine.admit(now, draw)
         if not ok:
             self._rejected.incr()
-            emit("throttle.rejected", operation=ctx.operation, key=None)
+            emit("throttle.rejected", operation=ctx.operation, key=self.partition)
             raise LoadShedError("throttled locally: the backend is refusing calls")
 
     def _accepted(self) -> None:

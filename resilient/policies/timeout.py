@@ -59,7 +59,7 @@ class Timeout(Policy):
 
     def _exceeded_error(self, ctx: Context) -> TimeoutExceeded:
         self._exceeded.incr()
-        emit("timeout.exceeded", operation=ctx.operation, key=None, seconds=self.seconds)
+        emit("timeout.exceeded", operation=ctx.operation, key=self.partition, seconds=self.seconds)
         return TimeoutExceeded(f"{ctx.operation} exceeded its {self.seconds}s timeout")
 
     def bind(self, inner: SyncStep) -> SyncStep:

@@ -189,7 +189,7 @@ class RedisStore:
                 expires_at, stale_until, delta, payload = unpack_header(data)
                 entry = Entry(self.serializer.loads(payload), expires_at, stale_until, delta)
             except Exception as exc:  # a record that fails to decode is a miss, never a crash
-                emit("cache.decode_error", operation="redis", key=key, error=type(exc).__name__)
+                emit("cache.decode_error", operation="redis", key=key, error=exc)
                 return None
             if len(self._decoded) >= _DECODED_MAX:
                 self._decoded.clear()
@@ -203,7 +203,7 @@ class RedisStore:
         try:
             payload: bytes | str = self.serializer.dumps(entry.value)
         except Exception as exc:  # not a store failure: the value is just not cacheable as configured
-            emit("cache.encode_error", operation="redis", key=key, error=f"{type(exc).__name__}: {exc}")
+            emit("cache.encode_error", operation="redis", key=key, error=exc)
             return None
         if isinstance(payload, str):  # the json module itself, passed as a serializer
             payload = payload.encode()
@@ -242,7 +242,7 @@ class RedisStore:
     def _failed(self, exc: BaseException, method: str, key: str) -> StoreUnavailable:
         with self._lock:
             opened = self._breaker.failure(self.clock.monotonic())
-        emit("redis.error", operation=f"redis.{method}", key=key, error=repr(exc), breaker_opened=opened)
+        emit("redis.error", operation="redis", key=key, error=exc, method=method, breaker_opened=opened)
         return StoreUnavailable(f"redis store failed in {method}(): {exc!r}")
 
     def _other(self, exc: BaseException) -> None:

@@ -337,14 +337,14 @@ class TokenProvider:
                 state.abandoned()
             else:  # another process is refreshing the shared token: look again soon
                 retry_in = state.pending(now, self._shared.next_poll() if self._shared else 0.0)
-        fields = {"operation": self._operation, "key": self.key, "background": flight.background}
+        fields: dict[str, Any] = {"operation": self._operation, "key": self.key, "background": flight.background}
         if got is not None:
             if not got.fetched:
                 self._reads.incr()
             emit("token.refreshed" if got.fetched else "token.shared", expires_at=got.token.expires_at, **fields)
         elif error is not None:
             self._failures.incr()
-            emit("token.refresh_failed", error=type(error).__name__, failures=failures, retry_in=retry_in, **fields)
+            emit("token.refresh_failed", error=error, failures=failures, retry_in=retry_in, **fields)
         flight.finish(got, error)
 
     def _drop(self, value: str) -> bool:

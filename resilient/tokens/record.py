@@ -105,7 +105,7 @@ class SharedToken:
 
     def _store_error(self, operation: str, exc: Exception) -> None:
         p = self._owner
-        emit("token.store_error", operation=p.operation, key=p.key, store_op=operation, error=type(exc).__name__)
+        emit("token.store_error", operation=p.operation, key=p.key, store_op=operation, error=exc)
 
     # -- threads --------------------------------------------------------------------
 

@@ -166,11 +166,22 @@ def test_events_reach_listeners_and_structlog() -> None:
     rs.add_listener(got.append)
     try:
         with structlog.testing.capture_logs() as logs:
-            emit("retry.gave_up", operation="op", key=None, reason="attempts")
+            emit("retry.gave_up", operation="op", key=None, reason="attempts", attempts=3, error=ValueError("v"))
     finally:
         rs.remove_listener(got.append)
-    emit("retry.gave_up", operation="after", key=None)
-    assert got == [{"event": "retry.gave_up", "operation": "op", "key": None, "reason": "attempts"}]
+    emit("retry.gave_up", operation="after", key=None, reason="attempts", attempts=3, error=None)
+    assert got == [
+        {
+            "event": "retry.gave_up",
+            "policy": "retry",
+            "operation": "op",
+            "key": None,
+            "error": "ValueError",
+            "error_message": "v",
+            "reason": "attempts",
+            "attempts": 3,
+        }
+    ]
     assert logs[0]["event"] == "retry.gave_up" and logs[0]["log_level"] == "warning"
 
 
@@ -186,7 +197,7 @@ def test_a_broken_listener_does_not_break_the_call() -> None:
             emit("coalesce.joined", operation="x", key="k")
     finally:
         rs.remove_listener(broken)
-    assert events == [{"event": "coalesce.joined", "operation": "x", "key": "k"}]
+    assert events == [{"event": "coalesce.joined", "policy": "coalesce", "operation": "x", "key": "k"}]
     with pytest.raises(TypeError, match="callable"):
         rs.add_listener(3)  # type: ignore[arg-type]
 

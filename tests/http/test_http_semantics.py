@@ -66,11 +66,19 @@ def test_multipart_bodies_replay_only_with_seekable_files() -> None:
     assert replay_refusal(httpx.Request("PUT", URL, files={"f": ("a.txt", pipe)})) == "streaming request body"
 
 
-def test_operation_is_method_host_and_path() -> None:
-    """The operation names method, host and path, without query or credentials."""
+def test_operation_is_method_and_host() -> None:
+    """The operation names method and host (and port), never the path, query or credentials."""
     assert operation_of(httpx.Request("GET", "https://u:secret@api.example.com:8443/v1/items?q=1")) == (
-        "GET api.example.com/v1/items"
+        "GET api.example.com:8443"
     )
+    assert operation_of(httpx.Request("GET", "https://api.example.com/v1/items")) == "GET api.example.com"
+
+
+def test_operation_with_a_route_names_the_template() -> None:
+    """With route=, the operation is method, host and the route template; a None route names the host."""
+    request = httpx.Request("GET", "https://api.example.com/v1/items/42?q=1")
+    assert operation_of(request, lambda r: "/v1/items/{id}") == "GET api.example.com/v1/items/{id}"
+    assert operation_of(request, lambda r: None) == "GET api.example.com"
 
 
 def test_request_key_without_credentials_is_method_and_url() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient.lab.scenario_backoff import run_backoff
+from resilient.lab.scenario_backoff import PUBLISHED, run_backoff
 from resilient.lab.scenario_expiry import run_expiry
 from resilient.lab.scenario_retry_storm import run_retry_storm
 from resilient.lab.scenario_token import run_token
@@ -25,6 +25,15 @@ def test_backoff_ranks_no_jitter_worst_and_full_jitter_least_work() -> None:
     assert max(work, key=lambda name: work[name]) == "no-jitter"
     assert work["no-jitter"] > 1.3 * work["full-jitter"]
     assert any(line.endswith("-> matches") for line in result.summary)
+
+
+def test_backoff_work_and_finish_times_match_the_published_simulator() -> None:
+    """At N=10 (40 runs) work and the last client's finish time are within 15 % of AWS's published means."""
+    result = run_backoff(clients=(10,), runs=40, seed=1)
+    for row in result.strategies:
+        work, finish_ms = PUBLISHED[10][row.name.split()[0]]
+        assert row.origin_calls == pytest.approx(work, rel=0.15), row.name
+        assert row.extra["finish_ms"] == pytest.approx(finish_ms, rel=0.15), row.name
 
 
 def test_backoff_every_client_succeeds_once() -> None:

@@ -148,10 +148,10 @@ def test_quiet_logs_silences_the_log_but_not_listeners(caplog: pytest.LogCapture
     try:
         with caplog.at_level(logging.DEBUG, logger="resilient"), structlog.testing.capture_logs() as logs:
             with quiet_logs():
-                _events.emit("lab.test", operation="op", key=None)
-            _events.emit("lab.after", operation="op", key=None)
+                _events.emit("cache.miss", operation="op", key="k")
+            _events.emit("coalesce.joined", operation="op", key="k")
     finally:
         rs.remove_listener(listen)
-    assert seen == ["lab.test", "lab.after"]
+    assert seen == ["cache.miss", "coalesce.joined"]
     logged = [e["event"] for e in logs] + [r.getMessage().split()[0] for r in caplog.records]
-    assert logged == ["lab.after"]
+    assert logged == ["coalesce.joined"]

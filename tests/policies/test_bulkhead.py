@@ -140,7 +140,16 @@ def test_queued_threads_run_when_a_slot_frees() -> None:
         helper.join()
     assert sorted(results) == [0, 1, 2]
     assert order[0] == 0
-    assert bulkhead.stats() == {"active": 0, "queued": 0, "rejected": 0, "waited": 2}
+    assert bulkhead.stats() == {
+        "active": 0,
+        "in_use": 0,
+        "max_concurrent": bulkhead.max_concurrent,
+        "queued": 0,
+        "rejected": 0,
+        "rejected_full": 0,
+        "rejected_queue_timeout": 0,
+        "waited": 2,
+    }
 
 
 async def test_queued_tasks_run_when_a_slot_frees() -> None:
@@ -305,3 +314,28 @@ def test_a_queued_thread_stops_waiting_at_an_enclosing_timeout() -> None:
         release.set()
         holder.join()
     assert bulkhead.stats()["queued"] == 0
+
+
+def test_stats_tell_slots_in_use_and_rejections_by_reason() -> None:
+    """stats() counts the slots in use and each rejection under its reason."""
+    bulkhead = rs.Bulkhead(1)
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold() -> None:
+        entered.set()
+        release.wait(10)
+
+    worker = threading.Thread(target=bulkhead.call, args=(hold,), daemon=True)
+    worker.start()
+    assert entered.wait(10)
+    try:
+        assert bulkhead.stats()["in_use"] == 1
+        for _ in range(3):
+            with pytest.raises(rs.BulkheadFullError):
+                bulkhead.call(lambda: None)
+    finally:
+        release.set()
+        worker.join(10)
+    stats = bulkhead.stats()
+    assert (stats["in_use"], stats["rejected"], stats["rejected_full"], stats["rejected_queue_timeout"]) == (0, 3, 3, 0)
