@@ -138,18 +138,28 @@ class RedisStore:
     ) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
 
-        The keywords are the constructor's; other ``options`` go to both clients
-        (``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, so a
-        hung or unreachable server fails fast).
+        One store serves sync and async callers alike (one ``Cache`` for both).
+        The keywords are the constructor's; other ``options`` go to both clients.
+        ``socket_timeout`` and ``socket_connect_timeout`` default to 1 s, and the
+        clients do not retry by themselves (redis-py 8 retries a failed command
+        10 times with backoff by default), so a hung or unreachable server fails
+        fast and the store's own breaker decides; pass ``retry=`` to change that.
         """
         import redis
         import redis.asyncio
+        import redis.asyncio.retry
+        import redis.backoff
+        import redis.retry
 
         options.setdefault("socket_timeout", 1.0)
         options.setdefault("socket_connect_timeout", 1.0)
+        sync_options, async_options = dict(options), dict(options)
+        if "retry" not in options:
+            sync_options["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+            async_options["retry"] = redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 0)
         store = cls(
-            redis.Redis.from_url(url, **options),
-            aclient=redis.asyncio.Redis.from_url(url, **options),
+            redis.Redis.from_url(url, **sync_options),
+            aclient=redis.asyncio.Redis.from_url(url, **async_options),
             prefix=prefix,
             serializer=serializer,
             failure_threshold=failure_threshold,
@@ -212,16 +222,19 @@ class RedisStore:
     def _sync(self, method: str) -> Any:
         if self._client is None:
             raise TypeError(
-                f"RedisStore.{method}() needs a sync redis.Redis client, but this store has only a redis.asyncio "
-                f"client: call a{method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+                "a sync call on this RedisStore needs a sync redis.Redis client, but it was given only a "
+                "redis.asyncio one: build it with RedisStore.from_url(url) (both clients), or pass both: "
+                "RedisStore(redis.Redis(...), aclient=redis.asyncio.Redis(...))"
             )
         return self._client
 
     def _async(self, method: str) -> Any:
         if self._aclient is None:
             raise TypeError(
-                f"RedisStore.a{method}() needs a redis.asyncio.Redis client, but this store has only a sync "
-                f"client: call {method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+                "an async call on this RedisStore (an async function under rs.Cache, an async RateLimiter) needs "
+                "a redis.asyncio client, but it was given only a sync redis.Redis: build it with "
+                "RedisStore.from_url(url) (both clients), or pass aclient=: "
+                "RedisStore(redis.Redis(...), aclient=redis.asyncio.Redis(...))"
             )
         return self._aclient
 
