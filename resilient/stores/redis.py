@@ -208,13 +208,16 @@ class RedisStore:
             return None
         return entry
 
-    def _encode(self, key: str, entry: Entry) -> bytes | None:
-        """The record for ``entry``; None (told as ``cache.encode_error``) if the value does not serialize."""
+    def _encode(self, key: str, entry: Entry) -> bytes:
+        """The record for ``entry``; a value the serializer refuses raises ``TypeError`` naming type and key."""
         try:
             payload: bytes | str = self.serializer.dumps(entry.value)
-        except Exception as exc:  # not a store failure: the value is just not cacheable as configured
+        except Exception as exc:  # not a store failure: a value this store can never hold, said at once
             emit("cache.encode_error", operation="redis", key=key, error=exc)
-            return None
+            raise TypeError(
+                f"cannot store a {type(entry.value).__qualname__} under key {key!r}: {self.serializer!r} "
+                f"cannot encode it ({exc}); return a value it can encode, or pass serializer="
+            ) from exc
         if isinstance(payload, str):  # the json module itself, passed as a serializer
             payload = payload.encode()
         return pack(entry, payload)
@@ -291,15 +294,17 @@ class RedisStore:
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released).
 
-        A value the serializer refuses is not written (False; event ``cache.encode_error``) and
-        its lease is released, so nobody waits for it.
+        A value the serializer refuses raises ``TypeError`` naming its type and the key
+        (event ``cache.encode_error``), and its lease is released, so nobody waits for it.
         """
         client = self._sync("set")
-        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
-        if record is None:
-            if lease is not None:
+        try:
+            record = self._encode(key, entry)
+        except TypeError:
+            if lease is not None:  # nobody waits for a write that cannot happen
                 self.release(key, lease)
-            return False
+            raise
+        tag, ttl = self._tag(key), px(entry.stale_until - now)
         if lease is None:
             self._run(client.set, "set", key, (), (f"{tag}:v", record), px=ttl)
             return True
@@ -374,11 +379,13 @@ class RedisStore:
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
         aclient = self._async("set")
-        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
-        if record is None:
-            if lease is not None:
+        try:
+            record = self._encode(key, entry)
+        except TypeError:
+            if lease is not None:  # nobody waits for a write that cannot happen
                 await self.arelease(key, lease)
-            return False
+            raise
+        tag, ttl = self._tag(key), px(entry.stale_until - now)
         if lease is None:
             await self._arun(aclient.set, "set", key, (), (f"{tag}:v", record), px=ttl)
             return True
