@@ -43,6 +43,10 @@ class CachedFunction(Protocol[P, T_co]):
     .. versionadded:: 0.1
     """
 
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T_co: ...
 
     def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str: ...

@@ -129,18 +129,18 @@ class Policy:
 
         return wrapper
 
-    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` once through this policy."""
         result: T = self._sync_chain()(Context(operation_name(fn), fn, args, kwargs))
         return result
 
     @overload
-    async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T: ...
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
     @overload
-    async def acall(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+    async def acall(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
-    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def acall(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Run ``fn(*args, **kwargs)`` once through this policy and await it."""
         chain = self._achain_any
         if chain is None:
