@@ -9,6 +9,19 @@ Run: ``python -m benchmarks.redis`` (starts its own redis-server on a free loopb
 2. Origin calls for one cold key hit by 4 processes x 25 callers at once (origin
    takes 0.3 s): ours (lease in Lua), dogpile (``distributed_lock=True``),
    cashews (``lock=True``), aiocache (``cached_stampede``). Goal: 1.
+3. The near cache (``RedisStore(..., near=rs.NearCache())``):
+   a. a near hit through ``rs.Cache`` against ``cachetools.cached(TTLCache)`` on the
+      same function (async: the same TTLCache lookup in an async wrapper, as
+      cachetools has none). Goal: <= 2x, sync and async.
+   b. invalidation propagation across 4 processes: from the writer's ``set()`` /
+      ``invalidate()`` returning to every other process having dropped its copy
+      (p50/p99). Goal: p99 < 10 ms on loopback.
+   c. the cold key of 2 with a near cache (waiters woken by the holder's write)
+      against without (bounded polling): p99 latency vs 1.05x the origin, and
+      Redis commands per call (sent by the clients; the server's count, which
+      includes the commands inside scripts, in brackets). Goal: p99 <= 1.05x, <= 3.
+
+``--only near`` runs part 3 alone (about 20 s).
 """
 
 from __future__ import annotations
@@ -297,9 +310,232 @@ def bench_cold(port: int) -> None:
         print(f"   slowest caller: {slowest:.2f}s")
 
 
+# -- 3. the near cache -----------------------------------------------------------------
+
+NEAR_ROUNDS, NEAR_BATCH = 7, 20_000
+PROPAGATION_ROUNDS = 150
+
+
+def time_batches(contenders: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Seconds per call: the best of NEAR_ROUNDS batches of NEAR_BATCH calls, contenders taking turns by batch."""
+    best = {name: float("inf") for name in contenders}
+    for _ in range(NEAR_ROUNDS):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            for _ in range(NEAR_BATCH):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / NEAR_BATCH)
+    return best
+
+
+async def atime_batches(contenders: dict[str, Callable[[], Awaitable[Any]]]) -> dict[str, float]:
+    """The async twin of :func:`time_batches`."""
+    best = {name: float("inf") for name in contenders}
+    for _ in range(NEAR_ROUNDS):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            for _ in range(NEAR_BATCH):
+                await fn()
+            best[name] = min(best[name], (time.perf_counter() - t0) / NEAR_BATCH)
+    return best
+
+
+def report_near_hits(title: str, best: dict[str, float]) -> None:
+    names = list(best)
+    base = best[names[0]]
+    print(f"\n{title}: a hit, best of {NEAR_ROUNDS} batches of {NEAR_BATCH} calls")
+    for name in names:
+        print(f"  {name:<40} {best[name] * 1e6:8.3f} us   {best[name] / base:5.2f}x")
+
+
+def bench_near_hits(port: int) -> None:
+    import cachetools
+
+    def product(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    ttl: cachetools.TTLCache[Any, Any] = cachetools.TTLCache(maxsize=10_000, ttl=3600)
+    peer = cachetools.cached(ttl)(product)
+    store = rs.RedisStore(redis.Redis(port=port), prefix="near-bench:", near=rs.NearCache())
+    assert store.near is not None and store.near.wait_live(10)
+    ours = rs.Cache(ttl=3600, store=store, key="product:{n}")(product)
+    plain = rs.Cache(ttl=3600, store=rs.MemoryStore(), key="product:{n}")(product)
+    for _ in range(3):
+        peer(1), ours(1), plain(1)
+    assert store.near_get("product:1") is not None
+    report_near_hits(
+        "near hit, sync",
+        time_batches(
+            {
+                "cachetools.cached(TTLCache)": lambda: peer(1),
+                "rs.Cache on RedisStore(near=NearCache())": lambda: ours(1),
+                "rs.Cache on MemoryStore (for reference)": lambda: plain(1),
+            }
+        ),
+    )
+    store.close()
+
+    async def run_async() -> None:
+        astore = rs.RedisStore(redis.asyncio.Redis(port=port), prefix="near-bench-a:", near=rs.NearCache())
+        assert astore.near is not None and astore.near.wait_live(10)
+        attl: cachetools.TTLCache[Any, Any] = cachetools.TTLCache(maxsize=10_000, ttl=3600)
+        from cachetools.keys import hashkey
+
+        async def aproduct(n: int) -> dict[str, int]:
+            return {"n": n}
+
+        async def apeer(n: int) -> dict[str, int]:  # cachetools.cached's logic, awaited
+            k = hashkey(n)
+            try:
+                value: dict[str, int] = attl[k]
+                return value
+            except KeyError:
+                pass
+            value = await aproduct(n)
+            attl[k] = value
+            return value
+
+        aours = rs.Cache(ttl=3600, store=astore, key="product:{n}")(aproduct)
+        for _ in range(3):
+            await apeer(1), await aours(1)
+        assert astore.near_get("product:1") is not None
+        best = await atime_batches(
+            {
+                "TTLCache lookup in an async wrapper": lambda: apeer(1),
+                "rs.Cache on RedisStore(aclient, near=...)": lambda: aours(1),
+            }
+        )
+        report_near_hits("near hit, asyncio", best)
+        await astore.aclose()
+
+    asyncio.run(run_async())
+
+
+class NearWorker:
+    """One process of ``tests.redis.near_worker`` (the acceptance tests' fleet member)."""
+
+    def __init__(self, port: int, mode: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        cmd = [sys.executable, "-m", "tests.redis.near_worker", f"redis://127.0.0.1:{port}/0", mode]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    def ready(self) -> None:
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        self.send(json.dumps(cmd))
+        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return answer
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = json.loads(self.proc.communicate(timeout=60)[0].splitlines()[-1])
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def bench_propagation(port: int) -> None:
+    workers = [NearWorker(port, "serve") for _ in range(PROCESSES)]
+    try:
+        for w in workers:
+            w.ready()
+        writer, readers = workers[0], workers[1:]
+        every, slowest, missed = [], [], 0
+        for i in range(PROPAGATION_ROUNDS):
+            for r in readers:
+                r.ask(op="read", key="k")
+                r.ask(op="read", key="k")
+                r.ask(op="arm", key="k")
+            op = "invalidate" if i % 2 else "write"
+            wrote = writer.ask(op=op, key="k", value=f"v{i}")["at"]
+            lags = []
+            for r in readers:
+                woken = r.ask(op="woken", key="k")
+                if not woken["woken"] or woken["held"]:
+                    missed += 1
+                    continue
+                lags.append(max(0.0, woken["at"] - wrote))
+            every += lags
+            if lags:
+                slowest.append(max(lags))
+    finally:
+        for w in workers:
+            w.stop()
+    print(f"\ninvalidation propagation: {PROCESSES} processes, {PROPAGATION_ROUNDS} writes/invalidations")
+    for label, lags in (("to each other process", every), ("to every other process", slowest)):
+        p50, p99 = percentile(lags, 0.5) * 1e3, percentile(lags, 0.99) * 1e3
+        print(f"  {label:<26} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+    print(f"  copies not dropped within 10 s: {missed}   (goal: p99 < 10 ms, 0 missed)")
+
+
+def server_commands(port: int) -> int:
+    stats = redis.Redis(port=port).info("commandstats")
+    skip = ("info", "config", "hello", "subscribe", "flushall", "client", "ping")
+    return sum(int(v["calls"]) for name, v in stats.items() if not any(w in name for w in skip))
+
+
+def bench_near_cold(port: int) -> None:
+    print(f"\ncold key with a near cache: {PROCESSES} processes x {CALLERS} callers, origin {ORIGIN_SECONDS}s")
+    goal = 1.05 * ORIGIN_SECONDS
+    for mode in ("herd-poll", "herd", "aherd-poll", "aherd"):
+        redis.Redis(port=port).flushall()
+        workers = [NearWorker(port, mode) for _ in range(PROCESSES)]
+        try:
+            for w in workers:
+                w.ready()
+            redis.Redis(port=port).config_resetstat()
+            go = time.time()
+            for w in workers:
+                w.send("go")
+            outs = [w.result() for w in workers]
+        finally:
+            for w in workers:
+                w.stop()
+        latencies = [t for o in outs for t in o["latencies"]]
+        [window] = [o["origin"] for o in outs if o["origin"]]
+        after = [max(0.0, t - window[1]) for o in outs for t in o["finished"]]  # done after the origin returned
+        calls = sum(o["calls"] for o in outs)
+        sent = sum(o["commands"] for o in outs) / len(latencies)
+        on_server = server_commands(port) / len(latencies)
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+        name = ("sync" if mode.startswith("herd") else "asyncio") + (", polling" if "poll" in mode else ", near")
+        print(
+            f"  {name:<16} origin calls: {calls}   p50 {p50 * 1e3:5.0f} ms   p99 {p99 * 1e3:5.0f} ms"
+            f" = {p99 / ORIGIN_SECONDS:4.2f}x origin (goal <= 1.05x: {'met' if p99 <= goal else 'NOT met'})"
+            f"   commands/call: {sent:4.2f} [{on_server:4.2f} on the server]"
+        )
+        print(
+            f"  {'':<16} after the origin returned: p50 {percentile(after, 0.5) * 1e3:5.1f} ms"
+            f"   p99 {percentile(after, 0.99) * 1e3:5.1f} ms"
+            f"   (the origin began {(window[0] - go) * 1e3:.0f} ms after go)"
+        )
+
+
+def bench_near(port: int) -> None:
+    bench_near_hits(port)
+    bench_propagation(port)
+    bench_near_cold(port)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker")
+    parser.add_argument("--only", choices=["near"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--start", type=float)
     args = parser.parse_args()
@@ -310,8 +546,10 @@ def main() -> None:
     proc, port, workdir = start_server()
     try:
         print(f"redis-server {redis.Redis(port=port).info('server')['redis_version']} on 127.0.0.1:{port}")
-        bench_latency(port)
-        bench_cold(port)
+        if args.only != "near":
+            bench_latency(port)
+            bench_cold(port)
+        bench_near(port)
     finally:
         proc.terminate()
         proc.wait()

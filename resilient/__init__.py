@@ -3,12 +3,14 @@
 from . import http  # noqa: F401 (the rs.http namespace: rs.http.client, rs.http.RETRYABLE, ...)
 from ._machines.backoff import Backoff, Constant, DecorrelatedJitter, EqualJitter, Exponential, FullJitter, jittered
 from ._machines.cache import XFetch
+from .buffer import RedisStreamQueue, WriteBuffer
 from .cache.coalesce import Coalesce
 from .cache.policy import Cache
 from .cache.singleflight import SingleFlight
 from .core.clock import Clock
 from .core.context import Context
 from .core.errors import (
+    BufferFullError,
     BulkheadFullError,
     CacheLockTimeout,
     CircuitOpenError,
@@ -38,6 +40,7 @@ from .policies.spread import Spread
 from .policies.throttle import AdaptiveThrottle
 from .policies.timeout import Timeout
 from .stores.memory import MemoryStore
+from .stores.near import NearCache
 from .stores.redis import RedisStore
 from .stores.serializers import JsonSerializer, PickleSerializer
 from .tokens.auth import TokenAuth
@@ -51,6 +54,7 @@ __all__ = [
     "Backoff",
     "Batch",
     "BatchLoader",
+    "BufferFullError",
     "Bulkhead",
     "BulkheadFullError",
     "Cache",
@@ -70,6 +74,7 @@ __all__ = [
     "LoadShedError",
     "LoadShedder",
     "MemoryStore",
+    "NearCache",
     "OncePer",
     "Outcome",
     "PerKey",
@@ -80,6 +85,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RedisStore",
+    "RedisStreamQueue",
     "Rejected",
     "ResilienceError",
     "ResilientTransport",
@@ -93,6 +99,7 @@ __all__ = [
     "Token",
     "TokenAuth",
     "TokenProvider",
+    "WriteBuffer",
     "XFetch",
     "add_listener",
     "context_key",

@@ -1,4 +1,4 @@
-"""The decorator's hit path for an in-process store: no Context unless it misses."""
+"""The decorator's hit path for an in-process store or near cache: no Context unless it misses."""
 
 from __future__ import annotations
 
@@ -23,17 +23,18 @@ def fast_path(
     *,
     guard: StoreGuard,
     store: Store,
+    get: Callable[[str], Any],
     now: Callable[[], float],
     hit: Callable[[], object],
     reach: float,
 ) -> Callable[..., Any]:
-    """``slow`` (the full Context path) behind an inlined hit check on the in-process store.
+    """``slow`` (the full Context path) behind an inlined hit check on an in-process read.
 
-    Same decision as the hit path of :meth:`Cache.bind` (a sure FRESH);
-    anything else, or any error, goes the slow way, which sees it again.
+    ``get`` reads the in-process ``store``, or a RedisStore's near cache (None
+    when it holds no copy). Same decision as the hit path of :meth:`Cache.bind`
+    (a sure FRESH); anything else, or any error, goes the slow way, which sees it again.
     """
     primary = store
-    get = primary.get
 
     if inspect.iscoroutinefunction(fn):
 

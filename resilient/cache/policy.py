@@ -60,6 +60,17 @@ class CachedFunction(Protocol[P, T_co]):
 MAX_BACKGROUND = 64
 #: Threads refreshing in the background for sync callers.
 REFRESH_WORKERS = 2
+#: First fallback poll (s) of a waiter that the store will notify (then up to 0.5 s).
+NOTIFIED_POLL = 0.1
+
+
+def notifies_async(clock: Clock) -> bool:
+    """Whether an asyncio wait for a notification (timed by the running loop) keeps to ``clock``.
+
+    True for the system clock and for a clock that reads the loop's own time
+    (``loop_time = True``, as the lab's VirtualClock); not for a FakeClock.
+    """
+    return clock is SYSTEM_CLOCK or getattr(clock, "loop_time", False) is True
 
 
 class Cache(Policy):
@@ -183,6 +194,9 @@ class Cache(Policy):
             origin_calls=self._origin_calls,
             errors=self._errors,
             origin_observers=self._origin_observers,
+            # The store's notification of a write (RedisStore with a near cache) ends waits; real time only.
+            watch=getattr(self.store, "watch", None) if self.clock is SYSTEM_CLOCK else None,
+            awatch=getattr(self.store, "awatch", None) if notifies_async(self.clock) else None,
         )
 
     @overload
@@ -224,7 +238,13 @@ class Cache(Policy):
         wrapped = super().__call__(fn)
         primary = self.store
         build = args_key(self._key, fn, operation_name(fn))
-        if build is None or getattr(primary, "in_process", False) is not True:
+        if getattr(primary, "in_process", False) is True:
+            local_get = primary.get
+        elif getattr(primary, "near", None) is not None:  # a RedisStore's near cache: an in-process read
+            local_get = primary.near.peek  # type: ignore[attr-defined]  # fast_path serves only before expires_at
+        else:
+            return wrapped
+        if build is None:
             return wrapped
         return fast_path(
             fn,
@@ -232,6 +252,7 @@ class Cache(Policy):
             build,
             guard=self._guard,
             store=self.store,
+            get=local_get,
             now=time.time if self.clock is SYSTEM_CLOCK else self.clock.time,
             hit=self._hits.incr,
             reach=self._reach,
@@ -396,10 +417,14 @@ class Cache(Policy):
             emit("cache.stale_served", operation=ctx.operation, key=key, expired_at=entry.expires_at, error=error)
         return entry.value
 
-    def _waiting(self, ctx: Context, key: str) -> PollPlan:
+    def _waiting(self, ctx: Context, key: str, *, notified: bool = False) -> PollPlan:
+        """The wait's plan: polls every 5-100 ms; with the store's notification, only a fallback every 50-500 ms."""
         self._coalesced.incr()
-        emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait)
-        return PollPlan(started=self.clock.monotonic(), wait=self.lock_wait, deadline=ctx.effective_deadline())
+        emit("cache.waiting", operation=ctx.operation, key=key, lock_wait=self.lock_wait, notified=notified)
+        started, deadline = self.clock.monotonic(), ctx.effective_deadline()
+        if notified:
+            return PollPlan(started=started, wait=self.lock_wait, deadline=deadline, base=NOTIFIED_POLL, cap=0.5)
+        return PollPlan(started=started, wait=self.lock_wait, deadline=deadline)
 
     def _lock_timeout(self, ctx: Context, key: str) -> CacheLockTimeout:
         emit("cache.lock_timeout", operation=ctx.operation, key=key, waited=None, deadline=True)

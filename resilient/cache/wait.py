@@ -2,8 +2,10 @@
 
 ``load`` is the miss path after in-process coalescing: ask the store for the
 lease (one atomic ``lookup``), then call the origin and write, or serve the
-stale value, or poll (bounded, jittered: ``PollPlan``) while another holder
-refreshes, and fetch ourselves once ``lock_wait`` is over (or raise
+stale value, or wait while another holder refreshes: woken by the store's
+notification of the holder's write where the store has one (``watch`` /
+``awatch``: a RedisStore with a near cache), with bounded, jittered polling
+(``PollPlan``) as the fallback; and fetch ourselves once ``lock_wait`` is over (or raise
 ``CacheLockTimeout`` if an enclosing ``Timeout``'s deadline ends the wait first). ``refresh`` is a
 background refresh (stale or XFetch-early): it calls the origin only if the
 store grants it the lease. ``fetch`` calls the origin under a lease.
@@ -15,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._machines.cache import FETCH, STALE, USE, PollPlan, after_lookup
+from .._machines.cache import FETCH, STALE, USE, WAIT, PollPlan, after_lookup
 from ..core.context import Context
 from ..core.events import emit
-from ..core.waiting import asleep, sleep
+from ..core.waiting import asleep, sleep, waiting_disabled
 from ..stores.base import Entry, Lookup, Store
 
 if TYPE_CHECKING:
@@ -44,12 +46,15 @@ class Room:
     random: Callable[[], float]
     new_entry: Callable[[Any, float], tuple[Entry, float]]
     served_stale: Callable[..., Any]
-    waiting: Callable[[Context, str], PollPlan]
+    waiting: Callable[..., PollPlan]  # (ctx, key, *, notified)
     lock_timeout: Callable[[Context, str], CacheLockTimeout]
     origin_calls: Counter
     errors: Counter
     #: ``observe(seconds, error)`` callables told of every origin call (appended to by the room).
     origin_observers: list[Callable[[float, BaseException | None], None]]
+    #: The store's ``watch(key)`` / ``awatch(key)`` (a waiter woken by the key's next write), or None: poll.
+    watch: Callable[[str], Any] | None = None
+    awatch: Callable[[str], Any] | None = None
 
 
 def _next_step(room: Room, found: Lookup, now: float) -> str:
@@ -77,25 +82,45 @@ def load(room: Room, ctx: Context, key: str, inner: SyncStep) -> Any:
     clock, guard, operation = room.clock, room.guard, ctx.operation
     emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
+    watch = room.watch
     while True:
+        waiter = None if watch is None else watch(key)  # before the lookup: a write after it wakes us
         now = clock.time()
-        found, store = guard.lookup(key, now, room.lock_ttl, operation)
+        try:
+            found, store = guard.lookup(key, now, room.lock_ttl, operation)
+        except BaseException:
+            if waiter is not None:
+                waiter.close()
+            raise
         step = _next_step(room, found, now)
+        if waiter is not None and (step != WAIT or store is not guard.primary):
+            waiter.close()
+            waiter = None
         if step == USE:
             return found.entry.value  # type: ignore[union-attr]
         if step == FETCH:
             return fetch(room, ctx, key, inner, store, found.lease, found.entry)
         if step == STALE:
             return room.served_stale(ctx, key, found.entry)
-        if plan is None:
-            plan = room.waiting(ctx, key)
-        delay = plan.next(clock.monotonic(), room.random())
-        if delay is None:
-            if plan.cut_short:
-                raise room.lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
-            return fetch(room, ctx, key, inner, store, None, found.entry)
-        sleep(clock, delay)
+        try:
+            if plan is None:
+                plan = room.waiting(ctx, key, notified=waiter is not None)
+            delay = plan.next(clock.monotonic(), room.random())
+            if delay is None:
+                if plan.cut_short:
+                    raise room.lock_timeout(ctx, key)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
+                if waiter is not None:
+                    waiter.close()
+                    waiter = None
+                return fetch(room, ctx, key, inner, store, None, found.entry)
+            if waiter is None or waiting_disabled():
+                sleep(clock, delay)
+            else:
+                waiter.wait(delay)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
 
 async def aload(room: Room, ctx: Context, key: str, inner: AsyncStep) -> Any:
@@ -103,25 +128,45 @@ async def aload(room: Room, ctx: Context, key: str, inner: AsyncStep) -> Any:
     clock, guard, operation = room.clock, room.guard, ctx.operation
     emit("cache.miss", operation=operation, key=key)  # once per load; joiners emit coalesce.joined
     plan: PollPlan | None = None
+    watch = room.awatch
     while True:
+        waiter = None if watch is None else watch(key)  # before the lookup: a write after it wakes us
         now = clock.time()
-        found, store = await guard.alookup(key, now, room.lock_ttl, operation)
+        try:
+            found, store = await guard.alookup(key, now, room.lock_ttl, operation)
+        except BaseException:
+            if waiter is not None:
+                waiter.close()
+            raise
         step = _next_step(room, found, now)
+        if waiter is not None and (step != WAIT or store is not guard.primary):
+            waiter.close()
+            waiter = None
         if step == USE:
             return found.entry.value  # type: ignore[union-attr]
         if step == FETCH:
             return await afetch(room, ctx, key, inner, store, found.lease, found.entry)
         if step == STALE:
             return room.served_stale(ctx, key, found.entry)
-        if plan is None:
-            plan = room.waiting(ctx, key)
-        delay = plan.next(clock.monotonic(), room.random())
-        if delay is None:
-            if plan.cut_short:
-                raise room.lock_timeout(ctx, key)
-            emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
-            return await afetch(room, ctx, key, inner, store, None, found.entry)
-        await asleep(clock, delay)
+        try:
+            if plan is None:
+                plan = room.waiting(ctx, key, notified=waiter is not None)
+            delay = plan.next(clock.monotonic(), room.random())
+            if delay is None:
+                if plan.cut_short:
+                    raise room.lock_timeout(ctx, key)
+                emit("cache.lock_timeout", operation=operation, key=key, waited=room.lock_wait, deadline=False)
+                if waiter is not None:
+                    waiter.close()
+                    waiter = None
+                return await afetch(room, ctx, key, inner, store, None, found.entry)
+            if waiter is None or waiting_disabled():
+                await asleep(clock, delay)
+            else:
+                await waiter.wait(delay)
+        finally:
+            if waiter is not None:
+                waiter.close()
 
 
 # -- one origin call -----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BufferFullError",
     "BulkheadFullError",
     "CacheLockTimeout",
     "CircuitOpenError",
@@ -49,6 +50,11 @@ class RateLimitedError(Rejected):
     def __init__(self, message: str = "rate limited", *, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class BufferFullError(Rejected):
+    """A :class:`~resilient.WriteBuffer` already holds ``max_pending`` unwritten items
+    (or its Redis stream ``maxlen``): the put was refused, nothing was queued."""
 
 
 class TimeoutExceeded(ResilienceError, TimeoutError):

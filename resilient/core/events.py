@@ -59,9 +59,27 @@ _WARNING = frozenset(
         "cache.encode_error",
         "token.refresh_failed",
         "token.store_error",
+        "buffer.dead_lettered",
+        "buffer.dead_letter_failed",
+        "buffer.decode_error",
+        "buffer.store_error",
+        "buffer.worker_error",
     }
 )
-_INFO = frozenset({"redis.recovered", "breaker.half_open", "breaker.closed", "cache.refreshed", "token.refreshed"})
+_INFO = frozenset(
+    {
+        "redis.recovered",
+        "redis.near_down",
+        "redis.near_up",
+        "breaker.half_open",
+        "breaker.closed",
+        "cache.refreshed",
+        "token.refreshed",
+        "buffer.local",
+        "buffer.forwarded",
+        "buffer.claimed",
+    }
+)
 _LEVELS: dict[str, int] = {**dict.fromkeys(_INFO, logging.INFO), **dict.fromkeys(_WARNING, logging.WARNING)}
 _METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
 

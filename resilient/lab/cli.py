@@ -14,7 +14,17 @@ from .vloop import quiet_logs
 
 __all__ = ["SCENARIOS", "main", "run_scenarios"]
 
-SCENARIOS = ("expiry", "retry-storm", "backoff", "token", "collapse", "cron", "partition")
+SCENARIOS = (
+    "expiry",
+    "retry-storm",
+    "backoff",
+    "token",
+    "collapse",
+    "cron",
+    "partition",
+    "restart",
+    "write-spike",
+)
 
 
 def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]:
@@ -26,6 +36,10 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
         from .scenario_retry_storm import run_retry_storm
 
         return lambda: run_retry_storm(seed=seed)
+    if name == "write-spike":
+        from .scenario_write_spike import DEFAULT, FULL, run_write_spike
+
+        return lambda: run_write_spike(seed=seed, **(FULL if full else DEFAULT))
     if name == "backoff":
         from .scenario_backoff import DEFAULT_CLIENTS, DEFAULT_RUNS, FULL_CLIENTS, FULL_RUNS, run_backoff
 
@@ -36,6 +50,10 @@ def _runner(name: str, *, seed: int, full: bool) -> Callable[[], ScenarioResult]
 
             return lambda: run_backoff(clients=FULL_CLIENTS, runs=FULL_RUNS, seed=seed, progress=tell)
         return lambda: run_backoff(clients=DEFAULT_CLIENTS, runs=DEFAULT_RUNS, seed=seed)
+    if name == "restart":
+        from .scenario_restart import run_restart
+
+        return lambda: run_restart(seed=seed)
     if name == "collapse":
         from .scenario_collapse import run_collapse
 
@@ -83,7 +101,10 @@ def _herd_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> ar
     herd.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     herd.add_argument("--plot", metavar="FILE.png", help="draw origin load over time per strategy (needs matplotlib)")
     herd.add_argument(
-        "--full", action="store_true", help="backoff: the published sweep, N=10..190 x 100 runs (about 10 minutes)"
+        "--full",
+        action="store_true",
+        help="backoff: the published sweep, N=10..190 x 100 runs (about 10 minutes);"
+        " write-spike: 50,000 writes to a database of 500/s (the default is a tenth of both)",
     )
     real = herd.add_argument_group("real mode (a loopback HTTP origin, real time)")
     real.add_argument("--real", action="store_true", help="run the expiry herd against a real loopback HTTP origin")

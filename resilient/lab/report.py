@@ -27,6 +27,10 @@ _HEADERS = {
     "refreshes": "refreshes",
     "calls_per_refresh": "calls/refresh",
     "clients": "N",
+    "redis_cmds": "redis cmds",
+    "redis_peak_rps": "redis peak/s",
+    "drain_s": "drain s",
+    "dead_lettered": "dead-lettered",
 }
 
 

@@ -102,6 +102,10 @@ class VirtualClock(Clock):
 
     __slots__ = ("_loop",)
 
+    #: Its time is the running loop's: an asyncio wait timed by the loop keeps to it (``rs.Cache``
+    #: then lets waiters be woken by a store's notification, as with the system clock).
+    loop_time = True
+
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
 

@@ -49,17 +49,40 @@ if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then return {1, v} e
 return {2, v}
 """
 
-# KEYS: entry, lease. ARGV: token, record, ttl_ms. Writes only while the lease is the token; releases it.
+# Every script that changes a record, or frees a lease, publishes on the store's channel (ARGV: channel,
+# message; message = b"i" + key for a changed record, b"r" + key for a freed lease): near caches drop
+# their copies and waiters wake (resilient.stores.near).
+
+# KEYS: entry, lease. ARGV: token, record, ttl_ms, channel, message. Writes only while the lease is the
+# token; releases it.
 SET_LEASED = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 """
 
-# KEYS: lease. ARGV: token. Deletes the lease only if it is still the token.
+# KEYS: entry. ARGV: record, ttl_ms, channel, message. A write without a lease.
+SET_PLAIN = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+# KEYS: entry, lease. ARGV: channel, message. Deletes both (voiding every lease).
+INVALIDATE = """
+local n = redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return n
+"""
+
+# KEYS: lease. ARGV: token, channel, message. Deletes the lease only if it is still the token.
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -80,7 +103,14 @@ redis.call('PEXPIRE', KEYS[1], math.min(math.ceil(burst / rate * 1000) + 1000, 1
 return string.format('%.17g', wait)
 """
 
-SCRIPTS = {"lookup": LOOKUP, "set_leased": SET_LEASED, "release": RELEASE, "bucket": BUCKET}
+SCRIPTS = {
+    "lookup": LOOKUP,
+    "set_leased": SET_LEASED,
+    "set_plain": SET_PLAIN,
+    "invalidate": INVALIDATE,
+    "release": RELEASE,
+    "bucket": BUCKET,
+}
 
 
 def bucket_args(rate: float, burst: float, now: float, tokens: float) -> tuple[float, ...]:

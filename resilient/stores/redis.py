@@ -14,6 +14,9 @@ each with any stale value); ``set(..., lease=)`` is a Lua compare-and-write that
 succeeds only while the lease is the key's current one and releases it;
 ``invalidate`` deletes the record and the lease together, so a refresh that
 began before it can no longer write (Facebook's memcache stale-set protection).
+Every script that writes a record or frees a lease also ``PUBLISH``es the key on
+the channel ``<prefix>near``: the near caches of the fleet drop their copies,
+and callers waiting for the refresh wake (:mod:`resilient.stores.near`).
 
 Decoding: a hit whose bytes equal the last record decoded for that key
 returns that same :class:`Entry` (and value object) without decoding again, as
@@ -42,6 +45,7 @@ from ..core.errors import StoreUnavailable
 from ..core.events import emit
 from ._redis_lua import SCRIPTS, bucket_args, check_bytes_client, client_kinds, pack, px, unpack_header
 from .base import Entry, Lookup
+from .near import DROP, NO_SENDER, WAKE, AsyncWaiter, NearCache, Subscriber, Waiter, message, pubsub_factory
 from .serializers import resolve_serializer
 
 if TYPE_CHECKING:
@@ -78,6 +82,10 @@ class RedisStore:
             ``rs.Cache``, whose own store guard backs off 0.5 s, 1 s, 2 s ... 5 s between
             probes, the default 1 s never delays the cache's probe further.
         clock: monotonic time for the breaker (``FakeClock`` in tests).
+        near: a :class:`~resilient.NearCache`: reads are served from a process-local
+            copy with no Redis command, dropped fleet-wide on any write or
+            invalidation of the key (one subscriber thread per store, on the
+            channel ``<prefix>near``); waiters for a refresh are woken by it too.
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class RedisStore:
         failure_threshold: int = 3,
         reset_timeout: float = 1.0,
         clock: Clock | None = None,
+        near: NearCache | None = None,
     ) -> None:
         sync_kinds, async_kinds, failures = client_kinds()
         if client is not None and isinstance(client, async_kinds):
@@ -123,6 +132,11 @@ class RedisStore:
         self._decoded: dict[str, tuple[bytes, Entry]] = {}  # per key, the last record decoded and its entry
         self._scripts = {n: client.register_script(s) for n, s in SCRIPTS.items()} if client is not None else {}
         self._ascripts = {n: aclient.register_script(s) for n, s in SCRIPTS.items()} if aclient is not None else {}
+        self._channel = f"{prefix}near"
+        self._near: NearCache | None = None
+        self._subscriber: Subscriber | None = None
+        if near is not None:
+            self._start_near(near)
 
     @classmethod
     def from_url(
@@ -134,6 +148,7 @@ class RedisStore:
         failure_threshold: int = 3,
         reset_timeout: float = 1.0,
         clock: Clock | None = None,
+        near: NearCache | None = None,
         **options: Any,
     ) -> RedisStore:
         """A store with a sync and an asyncio client of ``url`` (both closed by ``close``/``aclose``).
@@ -165,12 +180,15 @@ class RedisStore:
             failure_threshold=failure_threshold,
             reset_timeout=reset_timeout,
             clock=clock,
+            near=near,
         )
         store._owns_clients = True
         return store
 
     def close(self) -> None:
-        """Close the sync client if this store made it (``from_url``)."""
+        """Stop the near cache's subscriber; close the sync client if this store made it (``from_url``)."""
+        if self._subscriber is not None:
+            self._subscriber.stop()
         if self._owns_clients and self._client is not None:
             self._client.close()
 
@@ -270,26 +288,74 @@ class RedisStore:
             with self._lock:
                 self._breaker.abandon()
 
+    # -- the near cache (resilient.stores.near): its hooks are here and in get/lookup/set/release/invalidate --
+
+    def _start_near(self, near: NearCache) -> None:
+        if not isinstance(near, NearCache):
+            raise TypeError(f"near must be a resilient.NearCache, got {near!r}")
+        near.attach(self, self.clock.time)
+        self._near = near
+        self._subscriber = Subscriber(near, pubsub_factory(self._client, self._aclient), self._channel)
+
+    @property
+    def near(self) -> NearCache | None:
+        """The near cache given as ``near=``, if any."""
+        return self._near
+
+    def near_get(self, key: str) -> Entry | None:
+        """The near copy of ``key`` (no Redis command), or None; always None without ``near=``."""
+        near = self._near
+        return None if near is None else near.get(key)
+
+    def watch(self, key: str) -> Waiter | None:
+        """A waiter woken when ``key`` is next written or its lease freed; None without a live near channel."""
+        near = self._near
+        return None if near is None else near.watch(key)
+
+    def awatch(self, key: str) -> AsyncWaiter | None:
+        """The asyncio twin of :meth:`watch`."""
+        near = self._near
+        return None if near is None else near.awatch(key)
+
+    def _message(self, kind: bytes, key: str) -> bytes:
+        return message(kind, NO_SENDER if self._near is None else self._near.sender, key)
+
+    def _dropped(self, key: str) -> None:
+        near = self._near
+        if near is not None:
+            near.invalidate(key)
+
     # -- sync ------------------------------------------------------------------
 
     def get(self, key: str) -> Entry | None:
         """The entry (fresh or stale) with exactly one GET, or None."""
         client = self._client or self._sync("get")
+        near = self._near
+        ticket = None
+        if near is not None:
+            entry = near.get(key)
+            if entry is not None:
+                return entry
+            ticket = near.begin(key)
         data = self._run(client.get, "get", key, (), (f"{self._tag(key)}:v",))
-        return None if data is None else self._decode(key, data)
+        entry = None if data is None else self._decode(key, data)
+        if entry is not None and near is not None:
+            near.install(key, ticket, entry)
+        return entry
 
     def lookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
         """One Lua call: the fresh entry, or a new lease (valid ``lease_ttl`` s), or "refreshing"."""
         self._sync("lookup")
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._scripts["lookup"]
+        ticket = None if self._near is None else self._near.begin(key)
         answer = self._lookup_answer(
             key, self._run(script, "lookup", key, keys, (now, token, px(lease_ttl))), now, token
         )
         if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
             reply = self._run(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
             answer = self._lookup_answer(key, reply, now, token)
-        return answer or Lookup(None, None, True)
+        return self._kept(key, ticket, answer)
 
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released).
@@ -297,7 +363,7 @@ class RedisStore:
         A value the serializer refuses raises ``TypeError`` naming its type and the key
         (event ``cache.encode_error``), and its lease is released, so nobody waits for it.
         """
-        client = self._sync("set")
+        self._sync("set")
         try:
             record = self._encode(key, entry)
         except TypeError:
@@ -305,22 +371,32 @@ class RedisStore:
                 self.release(key, lease)
             raise
         tag, ttl = self._tag(key), px(entry.stale_until - now)
-        if lease is None:
-            self._run(client.set, "set", key, (), (f"{tag}:v", record), px=ttl)
-            return True
-        script = self._scripts["set_leased"]
-        return bool(self._run(script, "set", key, (f"{tag}:v", f"{tag}:l"), (lease, record, ttl)))
+        message = self._message(DROP, key)
+        self._dropped(key)
+        try:
+            if lease is None:
+                script = self._scripts["set_plain"]
+                return bool(self._run(script, "set", key, (f"{tag}:v",), (record, ttl, self._channel, message)))
+            script, keys = self._scripts["set_leased"], (f"{tag}:v", f"{tag}:l")
+            return bool(self._run(script, "set", key, keys, (lease, record, ttl, self._channel, message)))
+        finally:
+            self._dropped(key)
 
     def release(self, key: str, lease: str) -> None:
         """Give up ``lease`` (a failed refresh) if it is still the key's lease."""
         self._sync("release")
-        self._run(self._scripts["release"], "release", key, (f"{self._tag(key)}:l",), (lease,))
+        args = (lease, self._channel, self._message(WAKE, key))
+        self._run(self._scripts["release"], "release", key, (f"{self._tag(key)}:l",), args)
 
     def invalidate(self, key: str) -> None:
-        """Delete the entry and its lease in one DEL: no refresh begun before can write."""
-        client = self._sync("invalidate")
-        tag = self._tag(key)
-        self._run(client.delete, "invalidate", key, (), (f"{tag}:v", f"{tag}:l"))
+        """Delete the entry and its lease in one script (one DEL, one PUBLISH): no refresh begun before can write."""
+        self._sync("invalidate")
+        tag, args = self._tag(key), (self._channel, self._message(DROP, key))
+        self._dropped(key)
+        try:
+            self._run(self._scripts["invalidate"], "invalidate", key, (f"{tag}:v", f"{tag}:l"), args)
+        finally:
+            self._dropped(key)
 
     def take(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
         """Atomically take ``tokens`` from the shared bucket: 0.0, or seconds until they would be there.
@@ -347,6 +423,14 @@ class RedisStore:
             self._ok()
         return reply
 
+    def _kept(self, key: str, ticket: object | None, answer: Lookup | None) -> Lookup:
+        """``answer`` (or "refreshing"), its entry kept as the near copy when the read was ticketed."""
+        if answer is None:
+            return Lookup(None, None, True)
+        if ticket is not None and answer.entry is not None and self._near is not None:
+            self._near.install(key, ticket, answer.entry)
+        return answer
+
     def _lookup_answer(self, key: str, reply: Any, now: float, token: str) -> Lookup | None:
         code, data = reply
         entry = None if data is None else self._decode(key, data, now)
@@ -361,24 +445,35 @@ class RedisStore:
     async def aget(self, key: str) -> Entry | None:
         """The async twin of :meth:`get`."""
         aclient = self._aclient or self._async("get")
+        near = self._near
+        ticket = None
+        if near is not None:
+            entry = near.get(key)
+            if entry is not None:
+                return entry
+            ticket = near.begin(key)
         data = await self._arun(aclient.get, "get", key, (), (f"{self._tag(key)}:v",))
-        return None if data is None else self._decode(key, data)
+        entry = None if data is None else self._decode(key, data)
+        if entry is not None and near is not None:
+            near.install(key, ticket, entry)
+        return entry
 
     async def alookup(self, key: str, *, now: float, lease_ttl: float) -> Lookup:
         """The async twin of :meth:`lookup`."""
         self._async("lookup")
         tag, token = self._tag(key), secrets.token_hex(12)
         keys, script = (f"{tag}:v", f"{tag}:l"), self._ascripts["lookup"]
+        ticket = None if self._near is None else self._near.begin(key)
         reply = await self._arun(script, "lookup", key, keys, (now, token, px(lease_ttl)))
         answer = self._lookup_answer(key, reply, now, token)
         if answer is None:  # a fresh record that does not decode: a miss, so ask for the lease
             reply = await self._arun(script, "lookup", key, keys, (_NEVER, token, px(lease_ttl)))
             answer = self._lookup_answer(key, reply, now, token)
-        return answer or Lookup(None, None, True)
+        return self._kept(key, ticket, answer)
 
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
-        aclient = self._async("set")
+        self._async("set")
         try:
             record = self._encode(key, entry)
         except TypeError:
@@ -386,22 +481,33 @@ class RedisStore:
                 await self.arelease(key, lease)
             raise
         tag, ttl = self._tag(key), px(entry.stale_until - now)
-        if lease is None:
-            await self._arun(aclient.set, "set", key, (), (f"{tag}:v", record), px=ttl)
-            return True
-        script = self._ascripts["set_leased"]
-        return bool(await self._arun(script, "set", key, (f"{tag}:v", f"{tag}:l"), (lease, record, ttl)))
+        message = self._message(DROP, key)
+        self._dropped(key)
+        try:
+            if lease is None:
+                script = self._ascripts["set_plain"]
+                args: tuple[Any, ...] = (record, ttl, self._channel, message)
+                return bool(await self._arun(script, "set", key, (f"{tag}:v",), args))
+            script, keys = self._ascripts["set_leased"], (f"{tag}:v", f"{tag}:l")
+            return bool(await self._arun(script, "set", key, keys, (lease, record, ttl, self._channel, message)))
+        finally:
+            self._dropped(key)
 
     async def arelease(self, key: str, lease: str) -> None:
         """The async twin of :meth:`release`."""
         self._async("release")
-        await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), (lease,))
+        args = (lease, self._channel, self._message(WAKE, key))
+        await self._arun(self._ascripts["release"], "release", key, (f"{self._tag(key)}:l",), args)
 
     async def ainvalidate(self, key: str) -> None:
         """The async twin of :meth:`invalidate`."""
-        aclient = self._async("invalidate")
-        tag = self._tag(key)
-        await self._arun(aclient.delete, "invalidate", key, (), (f"{tag}:v", f"{tag}:l"))
+        self._async("invalidate")
+        tag, args = self._tag(key), (self._channel, self._message(DROP, key))
+        self._dropped(key)
+        try:
+            await self._arun(self._ascripts["invalidate"], "invalidate", key, (f"{tag}:v", f"{tag}:l"), args)
+        finally:
+            self._dropped(key)
 
     async def atake(self, key: str, *, rate: float, burst: float, now: float, tokens: float = 1.0) -> float:
         """The async twin of :meth:`take`."""

@@ -239,7 +239,7 @@ def test_no_waiting_skips_sleeps_on_the_system_clock() -> None:
 
 def test_error_hierarchy() -> None:
     """Every library error derives from ResilienceError; rejections from Rejected."""
-    for cls in (rs.CircuitOpenError, rs.BulkheadFullError, rs.LoadShedError, rs.RateLimitedError):
+    for cls in (rs.CircuitOpenError, rs.BulkheadFullError, rs.LoadShedError, rs.RateLimitedError, rs.BufferFullError):
         assert issubclass(cls, rs.Rejected)
     assert issubclass(rs.Rejected, rs.ResilienceError)
     assert issubclass(rs.TimeoutExceeded, TimeoutError)
