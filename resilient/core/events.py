@@ -208,7 +208,9 @@ def emit(
     fields = _schema(event, policy, operation, key, error, fields)
     if not _muted:
         level = _LEVELS.get(event, logging.DEBUG)
-        if _is_configured() or _enabled(level):
+        if _is_configured():
+            getattr(_logger(), _METHODS[level])(event, **fields)
+        elif _enabled(level):
             _log(level, event, fields)
     listeners = _listeners
     if listeners:
