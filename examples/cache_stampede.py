@@ -11,15 +11,13 @@ Run it: ``python examples/cache_stampede.py``
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-
-import structlog
 
 import resilient as rs
 
-# resilient tells every decision to structlog at debug level; show warnings only.
-structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+# resilient is quiet by default: its events go to logging.getLogger("resilient")
+# (or to structlog once you configure it). Uncomment to watch every decision:
+# import logging; logging.basicConfig(level=logging.DEBUG)
 
 CALLERS = 1_000
 

@@ -11,7 +11,6 @@ or ``redis://127.0.0.1:6379/0``). Without a Redis there, it says so and exits 0.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import threading
 import time
 
 import redis
-import structlog
 
 import resilient as rs
 
@@ -28,7 +26,6 @@ PROCESSES, THREADS = 3, 10
 
 def member(url: str, prefix: str) -> None:
     """One process of the fleet: THREADS callers at once, then print the origin calls made here."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # quiet
     calls = 0
     lock = threading.Lock()
     store = rs.RedisStore.from_url(url, prefix=prefix)

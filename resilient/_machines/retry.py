@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 __all__ = ["GiveUp", "RetryPlan", "Sleep", "parse_retry_after"]
@@ -25,29 +26,30 @@ class GiveUp:
 
 
 def parse_retry_after(value: str | None, now_wall: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date).
+    """Seconds to wait from a ``Retry-After`` header, as RFC 9110 (section 10.2.3) reads it.
 
-    ``now_wall`` is the wall clock (epoch seconds) an HTTP-date is read against.
-    An unreadable or absent value gives ``None``; a date in the past gives 0.
+    ``delay-seconds`` is ASCII digits only (``"120"``; not ``"1e2"``, ``"1_000"``,
+    ``"inf"`` or other scripts' digits); an ``HTTP-date`` is any of its three forms
+    (IMF-fixdate ``Sun, 06 Nov 1994 08:49:37 GMT``, RFC 850, asctime
+    ``Sun Nov  6 08:49:37 1994``), always GMT, read against ``now_wall`` (epoch
+    seconds). An unreadable or absent value gives ``None``; a date in the past gives 0.
     """
     if value is None:
         return None
-    text = value.strip()
+    text = value.strip(" \t")
     if not text:
         return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:  # RFC 9110 dates are GMT
-            return None
-        return max(0.0, when.timestamp() - now_wall)
-    if seconds != seconds or seconds < 0:
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    if text[0].isdigit() or text[0] in "+-.":  # a number, but not delay-seconds
         return None
-    return seconds
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime carries no zone; every HTTP-date is GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now_wall)
 
 
 class RetryPlan:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, ParamSpec, TypeVar, overload
+from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar, cast, overload
 
 from .._machines._validate import number
 from .._machines.cache import EARLY, FRESH, STALE, XFETCH_REACH, PollPlan, Timed, XFetch, classify, lifetime
@@ -27,10 +27,35 @@ from .guard import StoreGuard, checked_store
 from .singleflight import SingleFlight
 from .wait import Room, aload, arefresh, load, refresh
 
-__all__ = ["Cache"]
+__all__ = ["Cache", "CachedFunction"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class CachedFunction(Protocol[P, T_co]):
+    """A function decorated by :class:`Cache`: call it, or name and drop its entries.
+
+    ``f.cache_key(*args, **kwargs)`` is the key a call with those arguments is
+    stored under; ``f.invalidate(*args, **kwargs)`` / ``await
+    f.ainvalidate(*args, **kwargs)`` delete that entry (see :meth:`Cache.invalidate`).
+
+    .. versionadded:: 0.1
+    """
+
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[..., Any]
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T_co: ...
+
+    def cache_key(self, *args: P.args, **kwargs: P.kwargs) -> str: ...
+
+    def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> None: ...
+
+    async def ainvalidate(self, *args: P.args, **kwargs: P.kwargs) -> None: ...
+
 
 #: Keys refreshed in the background at once; more due refreshes wait for a later hit.
 MAX_BACKGROUND = 64
@@ -180,14 +205,41 @@ class Cache(Policy):
         )
 
     @overload
-    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> CachedFunction[P, Coroutine[Any, Any, T]]: ...
 
     @overload
-    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+    def __call__(self, fn: Callable[P, T]) -> CachedFunction[P, T]: ...
 
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate ``fn``; with an in-process store, a hit skips building a Context."""
+    def __call__(self, fn: Callable[P, Any]) -> CachedFunction[P, Any]:
+        """Decorate ``fn``; with an in-process store, a hit skips building a Context.
+
+        The decorated function also has ``cache_key(*args, **kwargs)``,
+        ``invalidate(*args, **kwargs)`` and ``ainvalidate(*args, **kwargs)``
+        (:class:`CachedFunction`).
+        """
         check_key(self._key, fn)
+        decorated = self._decorate(fn)
+        operation = operation_name(fn)
+        build = args_key(self._key, fn, operation)
+        key_of = self._key
+
+        def cache_key(*args: Any, **kwargs: Any) -> str:
+            if build is not None:
+                return build(args, kwargs)
+            return key_of(Context(operation, fn, args, kwargs))
+
+        def invalidate(*args: Any, **kwargs: Any) -> None:
+            self.invalidate(cache_key(*args, **kwargs))
+
+        async def ainvalidate(*args: Any, **kwargs: Any) -> None:
+            await self.ainvalidate(cache_key(*args, **kwargs))
+
+        decorated.cache_key = cache_key  # type: ignore[attr-defined]
+        decorated.invalidate = invalidate  # type: ignore[attr-defined]
+        decorated.ainvalidate = ainvalidate  # type: ignore[attr-defined]
+        return cast("CachedFunction[P, Any]", decorated)
+
+    def _decorate(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         wrapped = super().__call__(fn)
         primary = self.store
         build = args_key(self._key, fn, operation_name(fn))
@@ -411,7 +463,15 @@ class Cache(Policy):
         self._origin_observers.append(observe)  # one atomic append; the drivers read the same list
 
     def invalidate(self, key: str) -> None:
-        """Delete ``key`` (the formatted key) and void refreshes in flight for it."""
+        """Delete ``key`` and void refreshes in flight for it; a key never stored is ignored.
+
+        ``key`` is the formatted key, as the store holds it. For a decorated
+        function get it from the function: ``f.cache_key(*args, **kwargs)``, or
+        drop it in one step with ``f.invalidate(*args, **kwargs)``. With
+        ``key="product:{id}"`` it is the template filled in (``"product:42"``);
+        without ``key=`` it is ``module:qualname(args)`` (``"shop:price(42,)"``),
+        so asking the function is the way to be sure.
+        """
         self.flight.forget(key)
         self._guard.invalidate(key)
 

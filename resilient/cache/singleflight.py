@@ -37,6 +37,13 @@ class _ACall:
         self.waiters = 0
 
 
+def _check_fn(name: str, fn: object, on_join: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"{name} must be a zero-argument callable (the work to share), got {fn!r}")
+    if on_join is not None and not callable(on_join):
+        raise TypeError(f"on_join must be callable or None, got {on_join!r}")
+
+
 class SingleFlight:
     """Concurrent callers of one key share one execution and its outcome.
 
@@ -73,6 +80,7 @@ class SingleFlight:
 
         ``on_join`` is called for each caller that joins another's execution.
         """
+        _check_fn("fn", fn, on_join)
         with self._lock:
             call = self._calls.get(key)
             leader = call is None
@@ -109,6 +117,7 @@ class SingleFlight:
         ``afn`` is a zero-argument coroutine function (or returns an awaitable);
         ``on_join`` is called for each caller that joins another's execution.
         """
+        _check_fn("afn", afn, on_join)
         loop = asyncio.get_running_loop()
         calls = self._loops.get(loop)
         if calls is None:

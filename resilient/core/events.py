@@ -1,8 +1,15 @@
-"""Events: every decision a policy takes is told to structlog and to listeners.
+"""Events: every decision a policy takes is told to the log and to listeners.
 
-Events are named ``policy.event`` (``retry.attempt``, ``breaker.opened``, ...)
-and logged on the structlog logger ``"resilient"``. Listeners receive the same
-event as a plain ``dict`` whose ``"event"`` key holds the name.
+Events are named ``policy.event`` (``retry.attempt``, ``breaker.opened``, ...).
+Quiet by default: when the application configured structlog
+(``structlog.is_configured()``) they go to the structlog logger
+``"resilient"``; otherwise to the stdlib logger ``logging.getLogger("resilient")``,
+which carries a ``NullHandler``, so an unconfigured program prints nothing and
+``logging.basicConfig(level=logging.DEBUG)`` shows every event. A stdlib record's
+message reads ``event key=value ...``; the record also carries the name as
+``resilient_event`` and the fields as ``resilient_fields`` (for a formatter or
+filter). Listeners receive each event as a plain ``dict`` whose ``"event"`` key
+holds the name, whatever the route.
 
 One schema (``docs/events.md`` lists every event and field): every event
 carries ``event``, ``policy`` (the policy kind), ``operation`` and ``key`` (the
@@ -16,6 +23,7 @@ place that builds this shape from what an emit site hands it.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -24,12 +32,18 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["add_listener", "emit", "failure", "quiet_logs", "remove_listener"]
+__all__ = ["add_listener", "emit", "failure", "level_of", "quiet_logs", "remove_listener"]
 
 Listener = Callable[[dict[str, Any]], None]
 
 _listeners: tuple[Listener, ...] = ()
 _lock = threading.Lock()
+_muted = 0
+
+#: The stdlib route (used while structlog is not configured): silent unless the
+#: application configures logging.
+stdlib_logger = logging.getLogger("resilient")
+stdlib_logger.addHandler(logging.NullHandler())
 
 # Routine events go out at debug level; state changes at info; the ones that
 # mean a caller is about to see a failure at warning.
@@ -68,6 +82,13 @@ _INFO = frozenset(
         "buffer.claimed",
     }
 )
+_LEVELS: dict[str, int] = {**dict.fromkeys(_INFO, logging.INFO), **dict.fromkeys(_WARNING, logging.WARNING)}
+_METHODS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning"}
+
+
+def level_of(event: str) -> int:
+    """The stdlib level ``event`` is logged at (``logging.DEBUG``, ``INFO`` or ``WARNING``)."""
+    return _LEVELS.get(event, logging.DEBUG)
 
 
 #: The policy kind of an event whose name does not begin with it.
@@ -175,7 +196,7 @@ def emit(
     policy: str | None = None,
     **fields: Any,
 ) -> None:
-    """Tell structlog and every listener that ``event`` happened.
+    """Tell the log (structlog if configured, else stdlib ``logging``) and every listener that ``event`` happened.
 
     Args:
         event: ``policy.event``.
@@ -187,13 +208,12 @@ def emit(
         fields: the event's own fields (``docs/events.md``).
     """
     fields = _schema(event, policy, operation, key, error, fields)
-    logger = _logger()
-    if event in _WARNING:
-        logger.warning(event, **fields)
-    elif event in _INFO:
-        logger.info(event, **fields)
-    else:
-        logger.debug(event, **fields)
+    if not _muted:
+        level = _LEVELS.get(event, logging.DEBUG)
+        if _is_configured():
+            getattr(_logger(), _METHODS[level])(event, **fields)
+        elif _enabled(level):
+            _log(level, event, fields)
     listeners = _listeners
     if listeners:
         record = {"event": event, **fields}
@@ -201,33 +221,48 @@ def emit(
             try:
                 listener(dict(record))
             except Exception:  # a broken listener must not break the call it observes
-                logger.exception("listener.failed", listener=repr(listener))
+                if not _muted:
+                    _log(logging.ERROR, "listener.failed", {"listener": repr(listener)}, exc_info=True)
 
 
-class _Silent:
-    """A logger that drops everything (stands in for structlog inside :func:`quiet_logs`)."""
+class _Line:
+    """A stdlib record's message, rendered only if a handler formats it."""
 
-    def _drop(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    __slots__ = ("event", "fields")
 
-    debug = info = warning = error = exception = _drop
+    def __init__(self, event: str, fields: dict[str, Any]) -> None:
+        self.event = event
+        self.fields = fields
+
+    def __str__(self) -> str:
+        if not self.fields:
+            return self.event
+        return self.event + " " + " ".join(f"{k}={v!r}" for k, v in self.fields.items())
 
 
-_SILENT = _Silent()
+def _log(level: int, event: str, fields: dict[str, Any], exc_info: bool = False) -> None:
+    if structlog.is_configured():
+        getattr(_logger(), "exception" if exc_info else _METHODS[level])(event, **fields)
+    elif stdlib_logger.isEnabledFor(level):
+        extra = {"resilient_event": event, "resilient_fields": fields}
+        stdlib_logger.log(level, _Line(event, fields), exc_info=exc_info, extra=extra)
 
 
-def _silent_logger() -> Any:
-    return _SILENT
+_is_configured = structlog.is_configured
+_enabled = stdlib_logger.isEnabledFor
 
 
 @contextmanager
 def quiet_logs() -> Iterator[None]:
-    """Within the block the library's events are not logged (a simulated herd emits
-    hundreds of thousands); listeners still receive them."""
-    global _logger
-    saved = _logger
-    _logger = _silent_logger
+    """Within the block the library's events are not logged (either route); listeners
+    still receive them. For a simulated herd emitting hundreds of thousands of events
+    (the lab). Process-wide while any block is open.
+    """
+    global _muted
+    with _lock:
+        _muted += 1
     try:
         yield
     finally:
-        _logger = saved
+        with _lock:
+            _muted -= 1

@@ -15,6 +15,8 @@ class Pipeline(Policy):
     kind: ClassVar[str] = "pipeline"
 
     def __init__(self, *policies: Policy) -> None:
+        if not policies:
+            raise TypeError("pipeline() needs at least one policy, got none: pipeline(rs.Retry(), rs.Timeout(5))")
         for i, p in enumerate(policies):
             if not isinstance(p, Policy):
                 raise TypeError(f"policies[{i}] must be a resilient policy, got {p!r}")

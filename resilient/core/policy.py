@@ -40,13 +40,20 @@ async def _aleaf_any(ctx: Context) -> Any:
 
 
 def operation_name(fn: Callable[..., Any]) -> str:
-    """The ``Context.operation`` of a plain function: its qualified name."""
+    """The ``Context.operation`` of a plain function: its qualified name.
+
+    A ``functools.partial`` is named after the function it wraps; any other
+    callable without a ``__qualname__`` (a ``unittest.mock.Mock``, an instance
+    with ``__call__``) after its type. Only real partials are unwrapped, so an
+    object whose every attribute exists (a mock) cannot send this in circles.
+    """
+    for _ in range(100):  # partials of partials, bounded
+        if not isinstance(fn, functools.partial):
+            break
+        fn = fn.func
     name = getattr(fn, "__qualname__", None)
     if isinstance(name, str):
         return name
-    inner = getattr(fn, "func", None)  # functools.partial
-    if inner is not None and inner is not fn:
-        return operation_name(inner)
     return type(fn).__qualname__
 
 
@@ -122,18 +129,18 @@ class Policy:
 
         return wrapper
 
-    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn(*args, **kwargs)`` once through this policy."""
         result: T = self._sync_chain()(Context(operation_name(fn), fn, args, kwargs))
         return result
 
     @overload
-    async def acall(self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T: ...
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
     @overload
-    async def acall(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T: ...
+    async def acall(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
-    async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def acall(self, fn: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Any:
         """Run ``fn(*args, **kwargs)`` once through this policy and await it."""
         chain = self._achain_any
         if chain is None:

@@ -95,7 +95,22 @@ async def _combined(
     async def get() -> Any:
         return await fetch("hot")
 
-    return get, closer
+    async def close() -> None:
+        # Background refreshes finish before the store closes: one whose Redis client is
+        # closed under it falls back to an in-process cache and calls the origin a second
+        # time, beside another process's refresh (the herd this strategy claims to stop).
+        await _settle(REFRESH_TIMEOUT + 2 * TIMEOUT)
+        await cache.aclose()
+        await closer()
+
+    return get, close
+
+
+async def _settle(bound: float) -> None:
+    """Wait (at most ``bound`` s) for this loop's other tasks: the cache's background refreshes."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        await asyncio.wait(others, timeout=bound)
 
 
 async def run_worker(

@@ -42,9 +42,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-
-from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
 from ..core.clock import SYSTEM_CLOCK, Clock
@@ -54,8 +52,10 @@ from ..core.events import emit, failure
 from ..core.outcome import compile_on
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
-from ..stores.breaker_state import RedisBreakerStorage
 from ..stores.redis import RedisStore
+
+if TYPE_CHECKING:  # pybreaker imports redis when it is installed: imported when a breaker is made
+    from pybreaker import CircuitBreakerStorage
 
 __all__ = ["CircuitBreaker"]
 
@@ -63,7 +63,17 @@ _PUBLIC_STATE = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
 _EVENT = {OPEN: "breaker.opened", HALF_OPEN: "breaker.half_open", CLOSED: "breaker.closed"}
 
 
+def _is_memory(storage: CircuitBreakerStorage) -> bool:
+    from pybreaker import CircuitMemoryStorage
+
+    return isinstance(storage, CircuitMemoryStorage) or getattr(storage, "exact_opened_at", False) is True
+
+
 def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
+    from pybreaker import CircuitBreakerStorage, CircuitMemoryStorage
+
+    from ..stores.breaker_state import RedisBreakerStorage
+
     if storage is None:
         return CircuitMemoryStorage(CLOSED)
     if isinstance(storage, CircuitBreakerStorage):
@@ -159,9 +169,7 @@ class CircuitBreaker(Policy):
             raise TypeError(f"clock must be a resilient.Clock, got {clock!r}")
         self.clock = clock or SYSTEM_CLOCK
         self._storage = _storage_for(storage, name)
-        self._memory = isinstance(self._storage, CircuitMemoryStorage) or getattr(
-            self._storage, "exact_opened_at", False
-        )
+        self._memory = _is_memory(self._storage)
         self._lock = threading.Lock()
         self._probes = 0
         self._generation = 0  # bumped on every transition: probes of an older one count no more
@@ -239,8 +247,10 @@ class CircuitBreaker(Policy):
             return generation
         self._rejected.incr()
         emit("breaker.rejected", operation=operation, key=self.name or self.partition, remaining=verdict.remaining)
+        label = self.name or self.partition
+        circuit = f"{operation!r} is open" if label is None else f"{label!r} is open (refusing {operation})"
         raise CircuitOpenError(
-            f"circuit {self.name or operation!r} is open; {verdict.remaining:.3f}s until a probe may pass",
+            f"circuit {circuit}; {verdict.remaining:.3f}s until a probe may pass",
             remaining=verdict.remaining,
         )
 

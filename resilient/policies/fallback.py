@@ -43,9 +43,13 @@ class Fallback(Policy):
     def __init__(
         self, *, value: Any = _MISSING, handler: Callable[[Outcome[Any]], Any] | None = None, on: object = None
     ) -> None:
-        if (value is _MISSING) == (handler is None):
+        if value is _MISSING and handler is None:
             raise TypeError(
-                f"Fallback takes exactly one of value= and handler=, got value={value!r}, handler={handler!r}"
+                "Fallback needs value= (what to return instead) or handler= (outcome -> value), got neither"
+            )
+        if value is not _MISSING and handler is not None:
+            raise TypeError(
+                f"Fallback takes one of value= and handler=, not both: got value={value!r}, handler={handler!r}"
             )
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable, got {handler!r}")

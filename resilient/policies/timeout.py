@@ -70,12 +70,14 @@ class Timeout(Policy):
             if deadline <= self.clock.monotonic():
                 raise self._exceeded_error(ctx)
             saved = ctx.deadline
-            ctx.deadline = deadline
-            token = current_deadline.set(deadline)
+            token = None
             try:
+                ctx.deadline = deadline
+                token = current_deadline.set(deadline)
                 return inner(ctx)
             finally:
-                current_deadline.reset(token)
+                if token is not None:
+                    current_deadline.reset(token)
                 ctx.deadline = saved
 
         return timeout_step

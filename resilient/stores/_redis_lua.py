@@ -94,6 +94,7 @@ return 0
 
 # KEYS: bucket. ARGV: rate, burst, now, tokens. Returns seconds to wait as a string (0 = taken).
 # The bucket refills at `rate`/s up to `burst`; a `now` behind the stored one (clock skew) refills nothing.
+# A take short only by float rounding succeeds: the slack is _machines.bucket.slack (same formula).
 BUCKET = """
 local rate, burst, now, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local b = redis.call('HMGET', KEYS[1], 't', 'ts')
@@ -101,7 +102,8 @@ local t, ts = tonumber(b[1]), tonumber(b[2])
 if not t then t, ts = burst, now end
 if now > ts then t = math.min(burst, t + (now - ts) * rate); ts = now end
 local wait = 0
-if t >= want then t = t - want else wait = (want - t) / rate end
+local slack = 1e-9 * want + 1e-15 * math.abs(now) * rate
+if t >= want - slack then t = math.max(0, t - want) else wait = (want - t) / rate end
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', t), 'ts', string.format('%.17g', ts))
 redis.call('PEXPIRE', KEYS[1], math.min(math.ceil(burst / rate * 1000) + 1000, 1e13))
 return string.format('%.17g', wait)

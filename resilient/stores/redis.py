@@ -245,13 +245,16 @@ class RedisStore:
             return None
         return entry
 
-    def _encode(self, key: str, entry: Entry) -> bytes | None:
-        """The record for ``entry``; None (told as ``cache.encode_error``) if the value does not serialize."""
+    def _encode(self, key: str, entry: Entry) -> bytes:
+        """The record for ``entry``; a value the serializer refuses raises ``TypeError`` naming type and key."""
         try:
             payload: bytes | str = self.serializer.dumps(entry.value)
-        except Exception as exc:  # not a store failure: the value is just not cacheable as configured
+        except Exception as exc:  # not a store failure: a value this store can never hold, said at once
             emit("cache.encode_error", operation="redis", key=key, error=exc)
-            return None
+            raise TypeError(
+                f"cannot store a {type(entry.value).__qualname__} under key {key!r}: {self.serializer!r} "
+                f"cannot encode it ({exc}); return a value it can encode, or pass serializer="
+            ) from exc
         if isinstance(payload, str):  # the json module itself, passed as a serializer
             payload = payload.encode()
         return pack(entry, payload)
@@ -259,16 +262,19 @@ class RedisStore:
     def _sync(self, method: str) -> Any:
         if self._client is None:
             raise TypeError(
-                f"RedisStore.{method}() needs a sync redis.Redis client, but this store has only a redis.asyncio "
-                f"client: call a{method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+                "a sync call on this RedisStore needs a sync redis.Redis client, but it was given only a "
+                "redis.asyncio one: build it with RedisStore.from_url(url) (both clients), or pass both: "
+                "RedisStore(redis.Redis(...), aclient=redis.asyncio.Redis(...))"
             )
         return self._client
 
     def _async(self, method: str) -> Any:
         if self._aclient is None:
             raise TypeError(
-                f"RedisStore.a{method}() needs a redis.asyncio.Redis client, but this store has only a sync "
-                f"client: call {method}(), or pass both: RedisStore(sync_client, aclient=async_client)"
+                "an async call on this RedisStore (an async function under rs.Cache, an async RateLimiter) needs "
+                "a redis.asyncio client, but it was given only a sync redis.Redis: build it with "
+                "RedisStore.from_url(url) (both clients), or pass aclient=: "
+                "RedisStore(redis.Redis(...), aclient=redis.asyncio.Redis(...))"
             )
         return self._aclient
 
@@ -349,15 +355,17 @@ class RedisStore:
     def set(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """Write ``entry`` until ``entry.stale_until``; with ``lease``, only while it is valid (then released).
 
-        A value the serializer refuses is not written (False; event ``cache.encode_error``) and
-        its lease is released, so nobody waits for it.
+        A value the serializer refuses raises ``TypeError`` naming its type and the key
+        (event ``cache.encode_error``), and its lease is released, so nobody waits for it.
         """
         self._sync("set")
-        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
-        if record is None:
-            if lease is not None:
+        try:
+            record = self._encode(key, entry)
+        except TypeError:
+            if lease is not None:  # nobody waits for a write that cannot happen
                 self.release(key, lease)
-            return False
+            raise
+        tag, ttl = self._tag(key), px(entry.stale_until - now)
         message = self._message(DROP, key)
         self._dropped(key)
         try:
@@ -509,11 +517,13 @@ class RedisStore:
     async def aset(self, key: str, entry: Entry, *, now: float, lease: str | None = None) -> bool:
         """The async twin of :meth:`set`."""
         self._async("set")
-        tag, record, ttl = self._tag(key), self._encode(key, entry), px(entry.stale_until - now)
-        if record is None:
-            if lease is not None:
+        try:
+            record = self._encode(key, entry)
+        except TypeError:
+            if lease is not None:  # nobody waits for a write that cannot happen
                 await self.arelease(key, lease)
-            return False
+            raise
+        tag, ttl = self._tag(key), px(entry.stale_until - now)
         message = self._message(DROP, key)
         self._dropped(key)
         try:

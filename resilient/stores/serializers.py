@@ -7,6 +7,8 @@ A ``loads`` that raises makes the stored record a miss, never a crash.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -22,16 +24,82 @@ class SignatureError(ValueError):
     """Signed data whose signature does not match (tampered, or written with another key)."""
 
 
+_TAG = "__rs__"
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _tagged(value: Any) -> Any:
+    """``value`` with the types JSON lacks written as ``{"__rs__": kind, "v": ...}``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [_tagged(v) for v in value]
+    if kind is dict:
+        if all(type(k) is str for k in value) and _TAG not in value:
+            return {k: _tagged(v) for k, v in value.items()}
+        return {_TAG: "dict", "v": [[_tagged(k), _tagged(v)] for k, v in value.items()]}
+    if kind is tuple:
+        return {_TAG: "tuple", "v": [_tagged(v) for v in value]}
+    if kind is set or kind is frozenset:
+        items = [_tagged(v) for v in value]
+        try:
+            items.sort(key=json.dumps)  # the same set, the same bytes
+        except TypeError:
+            pass
+        return {_TAG: kind.__name__, "v": items}
+    if kind is bytes:
+        return {_TAG: "bytes", "v": base64.b64encode(value).decode("ascii")}
+    if kind is dt.datetime:
+        return {_TAG: "datetime", "v": value.isoformat()}
+    if kind is dt.date:
+        return {_TAG: "date", "v": value.isoformat()}
+    raise TypeError(f"{kind.__qualname__} is not JSON serializable")
+
+
+def _untagged(obj: dict[str, Any]) -> Any:
+    kind = obj.get(_TAG)
+    if kind is None or len(obj) != 2 or "v" not in obj:
+        return obj
+    v = obj["v"]
+    if kind == "tuple":
+        return tuple(v)
+    if kind == "set":
+        return set(v)
+    if kind == "frozenset":
+        return frozenset(v)
+    if kind == "bytes":
+        return base64.b64decode(v)
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(v)
+    if kind == "date":
+        return dt.date.fromisoformat(v)
+    if kind == "dict":
+        return {_hashable(k): val for k, val in v}
+    return obj
+
+
+def _hashable(key: Any) -> Any:
+    return tuple(key) if type(key) is list else key
+
+
 class JsonSerializer:
-    """Compact UTF-8 JSON (the default). Tuples come back as lists, as JSON has no tuple."""
+    """Compact UTF-8 JSON (the default), round-tripping what a cached call commonly returns.
+
+    Plain JSON types as themselves; ``tuple``, ``set``, ``frozenset``, ``bytes``,
+    ``datetime.datetime`` (with its zone, if any), ``datetime.date`` and dicts with
+    non-``str`` keys come back as the same types, written as small tagged objects
+    (``{"__rs__": "tuple", "v": [...]}``), so a value read from Redis equals the one
+    an in-process store kept. Any other type raises ``TypeError`` naming it.
+    """
 
     __slots__ = ()
 
     def dumps(self, value: Any) -> bytes:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(_tagged(value), separators=(",", ":"), ensure_ascii=False).encode()
 
     def loads(self, data: bytes) -> Any:
-        return json.loads(data)
+        return json.loads(data, object_hook=_untagged)
 
     def __repr__(self) -> str:
         return "JsonSerializer()"

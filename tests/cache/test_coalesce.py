@@ -120,7 +120,7 @@ def test_decorator_fast_path_builds_the_same_default_key() -> None:
         return next(values)
 
     assert load(1) == "a"
-    assert cache.call(load.__wrapped__, 1) == "a"  # type: ignore[attr-defined]
+    assert cache.call(load.__wrapped__, 1) == "a"
     cache.invalidate(f"{__name__}:{load.__qualname__}(1,)")
     assert load(1) == "b"
 

@@ -97,7 +97,11 @@ async def test_acall_accepts_sync_and_async_callables() -> None:
 
 def test_call_passes_args_and_kwargs() -> None:
     """call(fn, *args, **kwargs) forwards both."""
-    assert rs.Retry().call(lambda a, b=0: a - b, 5, b=2) == 3
+
+    def minus(a: int, b: int = 0) -> int:
+        return a - b
+
+    assert rs.Retry().call(minus, 5, b=2) == 3
 
 
 def test_operation_names() -> None:

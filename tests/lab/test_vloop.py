@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 
 import pytest
+import structlog
 
 import resilient as rs
 from resilient.lab.vloop import WALL_EPOCH, VirtualClock, VirtualTimeDeadlock, quiet_logs, run_virtual
@@ -133,11 +135,10 @@ def test_runs_are_deterministic_for_a_seed() -> None:
     assert once(7) != once(8)
 
 
-def test_quiet_logs_silences_structlog_but_not_listeners() -> None:
-    """Inside quiet_logs events still reach listeners; afterwards the library's logger is restored."""
+def test_quiet_logs_silences_the_log_but_not_listeners(caplog: pytest.LogCaptureFixture) -> None:
+    """Inside quiet_logs events still reach listeners but not the log; afterwards they are logged again."""
     from resilient.core import events as _events
 
-    before = _events._logger
     seen: list[str] = []
 
     def listen(event: dict[str, object]) -> None:
@@ -145,10 +146,12 @@ def test_quiet_logs_silences_structlog_but_not_listeners() -> None:
 
     rs.add_listener(listen)
     try:
-        with quiet_logs():
-            assert _events._logger is not before
-            _events.emit("cache.miss", operation="op", key="k")
+        with caplog.at_level(logging.DEBUG, logger="resilient"), structlog.testing.capture_logs() as logs:
+            with quiet_logs():
+                _events.emit("cache.miss", operation="op", key="k")
+            _events.emit("coalesce.joined", operation="op", key="k")
     finally:
         rs.remove_listener(listen)
-    assert seen == ["cache.miss"]
-    assert _events._logger is before
+    assert seen == ["cache.miss", "coalesce.joined"]
+    logged = [e["event"] for e in logs] + [r.getMessage().split()[0] for r in caplog.records]
+    assert logged == ["coalesce.joined"]

@@ -73,3 +73,23 @@ def test_the_wait_returned_is_exact(rate: float, burst: float, drained: int, at:
     if wait > 1e-6:
         assert probe.take(at + wait * 0.999) > 0.0
     assert b.take(at + wait + 1e-9) == 0.0
+
+
+def test_takes_exactly_one_token_apart_are_never_refused_by_rounding() -> None:
+    """RateLimiter(10, burst=1) called every 1/rate seconds on a FakeClock: all 200 calls pass."""
+    import resilient as rs
+    from resilient.testing import FakeClock
+
+    clock = FakeClock()
+    limiter = rs.RateLimiter(10, burst=1, clock=clock)
+    refused = 0
+    for _ in range(200):
+        try:
+            limiter.call(lambda: None)
+        except rs.RateLimitedError:
+            refused += 1
+        clock.advance(0.1)
+    assert refused == 0
+    bucket = TokenBucket(rate=10, burst=1)
+    assert bucket.take(0.0) == 0.0
+    assert bucket.take(0.05) == pytest.approx(0.05)  # a real shortfall still waits

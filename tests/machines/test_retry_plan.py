@@ -69,7 +69,17 @@ def test_retry_after_replaces_the_delay_and_too_long_gives_up() -> None:
     ("header", "expected"),
     [
         ("3", 3.0),
-        (" 1.5 ", 1.5),
+        (" 12 ", 12.0),
+        (" 1.5 ", None),  # delay-seconds is 1*DIGIT
+        ("\u0665", None),  # ARABIC-INDIC DIGIT FIVE: float() reads it, RFC 9110 does not
+        ("1_000", None),
+        ("1e2", None),
+        ("inf", None),
+        ("nan", None),
+        ("+3", None),
+        ("Wed Oct 21 07:28:00 2015", 30.0),  # asctime: no zone, meaning GMT
+        ("Wed Oct  7 07:28:00 2015", 0.0),
+        ("Wednesday, 21-Oct-15 07:28:00 GMT", 30.0),  # RFC 850
         ("0", 0.0),
         ("-1", None),
         ("soon", None),
@@ -80,6 +90,6 @@ def test_retry_after_replaces_the_delay_and_too_long_gives_up() -> None:
     ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
-    """Retry-After is read as delta-seconds or an HTTP date against the wall clock."""
+    """Retry-After is read as RFC 9110 has it: ASCII-digit delay-seconds, or an HTTP-date (any of its three forms)."""
     now = 1445412450.0  # 2015-10-21 07:27:30 UTC
     assert parse_retry_after(header, now) == expected

@@ -95,5 +95,5 @@ def test_cancellation_is_never_handled() -> None:
 @pytest.mark.parametrize("kwargs", [{}, {"value": 1, "handler": print}])
 def test_exactly_one_of_value_and_handler(kwargs: dict[str, Any]) -> None:
     """Neither or both of value= and handler= raise TypeError naming them."""
-    with pytest.raises(TypeError, match="value= and handler="):
+    with pytest.raises(TypeError, match=r"value=.*handler="):
         rs.Fallback(**kwargs)

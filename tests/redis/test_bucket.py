@@ -92,3 +92,20 @@ def test_two_processes_share_one_bucket_exactly(redis_url: str) -> None:
 def test_a_bucket_that_takes_ages_to_refill_still_works(store: RedisStore) -> None:
     """A huge burst over a tiny rate does not overflow the bucket's expiry."""
     assert store.take("slow", rate=1e-9, burst=1e9, now=NOW) == 0.0
+
+
+def test_calls_exactly_one_token_apart_are_all_allowed_on_the_wall_clock(store: RedisStore) -> None:
+    """RateLimiter(10, burst=1) on the Redis bucket, calls 1/rate apart near epoch 1.7e9: none is refused."""
+    import resilient as rs
+    from resilient.testing import FakeClock
+
+    clock = FakeClock()
+    limiter = rs.RateLimiter(10, burst=1, store=store, key="exact", clock=clock)
+    refused = 0
+    for _ in range(100):
+        try:
+            limiter.call(lambda: None)
+        except rs.RateLimitedError:
+            refused += 1
+        clock.advance(0.1)
+    assert refused == 0

@@ -212,8 +212,8 @@ def test_redis_stopped_mid_run_then_restarted(redis_server: Any, redis_url: str)
         client.close()
 
 
-def test_an_unserializable_value_is_returned_uncached_without_degrading_the_store(redis_url: str) -> None:
-    """A value JSON cannot hold reaches its caller, is not cached, and is no store error."""
+def test_sets_and_tuples_are_cached_and_an_unencodable_value_is_a_clear_error(redis_url: str) -> None:
+    """A set or tuple is cached on Redis as itself; a value it cannot hold raises TypeError at the first write."""
     client = sync_client(redis_url)
     cache = rs.Cache(ttl=60, store=RedisStore(client), key="item:{n}")
     calls = 0
@@ -222,17 +222,17 @@ def test_an_unserializable_value_is_returned_uncached_without_degrading_the_stor
     def origin(n: int) -> object:
         nonlocal calls
         calls += 1
-        return {n} if n == 1 else [n]
+        return {n} if n == 1 else (n, "x") if n == 2 else object()
 
     try:
         with capture_events() as events:
-            assert origin(1) == {1}
-            assert origin(2) == [2]
-            assert origin(2) == [2]
+            assert [origin(1), origin(1)] == [{1}, {1}]
+            assert [origin(2), origin(2)] == [(2, "x"), (2, "x")]
+            with pytest.raises(TypeError, match=r"cannot store a object under key 'item:3'"):
+                origin(3)
         names = [e["event"] for e in events]
         assert "cache.encode_error" in names
         assert "cache.store_error" not in names
-        assert calls == 2
-        assert client.get("resilient:{item:2}:v") is not None
+        assert calls == 3
     finally:
         client.close()
