@@ -329,6 +329,17 @@ class Exchange:
             own.close()
         return _foreign(value, self)
 
+    def fork(self) -> Exchange:
+        """A new exchange for the same request, with its own last response.
+
+        A sharing policy's origin call (a cache's background refresh among them)
+        runs on a fork, so the request that started it closing its own exchange
+        when it returns cannot close the response the refresh is still reading.
+        """
+        twin = Exchange(self.inner, self.request, self.clock)
+        twin.timeouts = self.timeouts
+        return twin
+
     def abandon(self) -> None:
         """The pipeline raised: close the last attempt's response, if any."""
         own = self.response
@@ -396,6 +407,12 @@ class AsyncExchange:
             await own.aclose()
         return _foreign(value, self)
 
+    def fork(self) -> AsyncExchange:
+        """As :meth:`Exchange.fork`."""
+        twin = AsyncExchange(self.inner, self.request, self.clock)
+        twin.timeouts = self.timeouts
+        return twin
+
     async def abandon(self) -> None:
         own = self.response
         if own is not None:
@@ -426,6 +443,14 @@ class RequestContext(Context):
         if key is None:
             key = self._key = self.keys.key(self.exchange.request)
         return key
+
+    def fork(self) -> RequestContext:
+        """This request's context on a forked exchange (see :meth:`Exchange.fork`)."""
+        twin = RequestContext(self.operation, self.exchange.fork(), self.keys)
+        twin._key = self._key
+        twin.attempt = self.attempt
+        twin.deadline = self.deadline
+        return twin
 
     def variant(self, key: str) -> RequestContext:
         """The same request under another key (one stored variant of a ``Vary``'d response)."""

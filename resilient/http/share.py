@@ -74,6 +74,24 @@ class PassingError(Exception):
         self.passing = passing
 
 
+def forked(ctx: Context) -> RequestContext:
+    """``ctx`` on its own exchange: the sharing policy's origin call may outlive the request
+    that started it (a background refresh), and must not share its last response."""
+    if isinstance(ctx, RequestContext):
+        return ctx.fork()
+    exchange = exchange_of(ctx)
+    assert exchange is not None  # only reached through step(), which checked
+    twin = RequestContext(ctx.operation, exchange.fork())
+    twin.attempt, twin.deadline = ctx.attempt, ctx.deadline
+    return twin
+
+
+def _adopt(exchange: Exchange | AsyncExchange | None, fork: Exchange | AsyncExchange) -> None:
+    """Hand the fork's last response to the request's own exchange (a body that streams through)."""
+    if exchange is not None:
+        exchange.response, fork.response = fork.response, None
+
+
 def _bypass(request: httpx.Request, stores: bool) -> bool:
     if request.method not in _SHARED_METHODS:
         return True
@@ -346,21 +364,29 @@ class SharedResponses(Policy):
             prior = self._prior(ctx, self._read_validators(ctx)) if stores else None
             added = self._conditional(ctx, prior)
             request = exchange_of(ctx).request  # type: ignore[union-attr]
+            own = forked(ctx)  # its response is this call's alone, whoever started it
             try:
-                response = inner(ctx)
-            finally:
-                for name in added:
-                    del request.headers[name]
-            if prior is not None and added and response.status_code == 304:
-                response.close()
-                record = self._revalidated(ctx, prior, response)
-                if record is not None:
-                    exchange_of(ctx).fetched = record  # type: ignore[union-attr]
-                    value, keep = self._timed(record)
-                    self._keep_validators(ctx, value, keep)
-                    return value
-                response = inner(ctx)
-            body, decoded = read_upto(response, limit)
+                try:
+                    response = inner(own)
+                finally:
+                    for name in added:
+                        del request.headers[name]
+                if prior is not None and added and response.status_code == 304:
+                    response.close()
+                    record = self._revalidated(ctx, prior, response)
+                    if record is not None:
+                        exchange_of(ctx).fetched = record  # type: ignore[union-attr]
+                        value, keep = self._timed(record)
+                        self._keep_validators(ctx, value, keep)
+                        return value
+                    response = inner(own)
+                body, decoded = read_upto(response, limit)
+                if body is None:  # it streams to this request's caller: the request's exchange owns it
+                    _adopt(exchange_of(ctx), own.exchange)
+            except BaseException:
+                if isinstance(own.exchange, Exchange):
+                    own.exchange.abandon()
+                raise
             value, keep = self._outcome(ctx, response, body, decoded)
             self._keep_validators(ctx, value, keep)
             return value
@@ -398,21 +424,29 @@ class SharedResponses(Policy):
             prior = self._prior(ctx, await self._aread_validators(ctx)) if stores else None
             added = self._conditional(ctx, prior)
             request = exchange_of(ctx).request  # type: ignore[union-attr]
+            own = forked(ctx)  # its response is this call's alone, whoever started it
             try:
-                response = await inner(ctx)
-            finally:
-                for name in added:
-                    del request.headers[name]
-            if prior is not None and added and response.status_code == 304:
-                await response.aclose()
-                record = self._revalidated(ctx, prior, response)
-                if record is not None:
-                    exchange_of(ctx).fetched = record  # type: ignore[union-attr]
-                    value, keep = self._timed(record)
-                    await self._akeep_validators(ctx, value, keep)
-                    return value
-                response = await inner(ctx)
-            body, decoded = await aread_upto(response, limit)
+                try:
+                    response = await inner(own)
+                finally:
+                    for name in added:
+                        del request.headers[name]
+                if prior is not None and added and response.status_code == 304:
+                    await response.aclose()
+                    record = self._revalidated(ctx, prior, response)
+                    if record is not None:
+                        exchange_of(ctx).fetched = record  # type: ignore[union-attr]
+                        value, keep = self._timed(record)
+                        await self._akeep_validators(ctx, value, keep)
+                        return value
+                    response = await inner(own)
+                body, decoded = await aread_upto(response, limit)
+                if body is None:  # it streams to this request's caller: the request's exchange owns it
+                    _adopt(exchange_of(ctx), own.exchange)
+            except BaseException:
+                if isinstance(own.exchange, AsyncExchange):
+                    await own.exchange.abandon()
+                raise
             value, keep = self._outcome(ctx, response, body, decoded)
             await self._akeep_validators(ctx, value, keep)
             return value
