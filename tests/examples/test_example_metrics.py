@@ -31,8 +31,9 @@ def test_metrics_example_serves_what_its_traffic_did() -> None:
     assert got[("resilient_calls_total", api)] == 41  # 40 requests + the herd's one origin call
     assert got[("resilient_retries_total", api)] >= 10  # every 4th response of the origin is a 503
     assert got[("resilient_cache_origin_calls_total", products)] == 1
-    assert got[("resilient_cache_misses_total", products)] == 20
-    assert got[("resilient_cache_hits_total", products)] == 5
+    # a herd thread that starts after the first one's value landed hits instead of missing (a loaded machine)
+    misses, hits = got[("resilient_cache_misses_total", products)], got[("resilient_cache_hits_total", products)]
+    assert misses >= 1 and misses + hits == 20 + 5
     http_ok = (("name", "prices-api"), ("outcome", "ok"), ("policy", "http"))
     assert got[("resilient_origin_duration_seconds_count", http_ok)] == 41 + got[("resilient_retries_total", api)]
 
