@@ -218,13 +218,13 @@ async def test_twenty_tasks_are_back_on_redis_within_a_second(redis_server: Any,
             except Exception as exc:
                 error = repr(exc)
             calls[i].append(Call(started, time.monotonic(), on_redis.get(), error))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # pacing callers against a real server faulted in real time
 
     async def until(condition: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 20
         while not condition():
             assert time.monotonic() < deadline, "condition not met within 20s"
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # polling a real server's recovery, not test logic
 
     tasks = [asyncio.create_task(caller(i)) for i in range(CALLERS)]
     try:
