@@ -45,7 +45,11 @@ class BudgetWindow:
 
     def deposit(self, now: float) -> None:
         """Count one original call at ``now``."""
-        self._deposits[self._advance(now)] += 1
+        index = int(now // self._slot_len)
+        if index == self._head:  # the newest slot still: nothing to advance
+            self._deposits[index % SLOTS] += 1
+        else:
+            self._deposits[self._advance(now)] += 1
 
     def balance(self, now: float) -> float:
         """Retries still allowed in the window (may be fractional)."""

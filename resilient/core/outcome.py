@@ -88,6 +88,17 @@ class Predicate:
         return any(test(value) for test in self._result_tests)
 
     @property
+    def result_matcher(self) -> Callable[[Any], bool] | None:
+        """The cheapest callable answering :meth:`matches_result`, or ``None`` when
+        no returned value can count as a failure (policies bind it once)."""
+        tests = self._result_tests
+        if not tests:
+            return None
+        if len(tests) == 1:
+            return tests[0]
+        return self.matches_result
+
+    @property
     def checks_results(self) -> bool:
         """Whether any successful result can count as a failure."""
         return bool(self._result_tests)

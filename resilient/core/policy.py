@@ -28,8 +28,10 @@ def _leaf(ctx: Context) -> Any:
     return ctx.fn(*ctx.args, **ctx.kwargs)
 
 
-async def _aleaf(ctx: Context) -> Any:
-    return await ctx.fn(*ctx.args, **ctx.kwargs)
+def _aleaf(ctx: Context) -> Awaitable[Any]:
+    # Not a coroutine of its own: the decorated coroutine function's awaitable is handed to
+    # the step above, which awaits it (one coroutine frame less on every call).
+    return ctx.fn(*ctx.args, **ctx.kwargs)  # type: ignore[no-any-return]
 
 
 async def _aleaf_any(ctx: Context) -> Any:

@@ -10,7 +10,8 @@ import httpx
 from ..core.context import Context
 from ..core.policy import Policy
 from ..policies.perkey import PerKey
-from .exchange import exchange_of
+from .exchange import RequestContext, exchange_of
+from .semantics import host_of
 from .transport import AsyncResilientTransport, ResilientTransport
 
 __all__ = ["async_client", "client", "host_key", "per_host", "request_of"]
@@ -87,11 +88,10 @@ def host_key(ctx: Context) -> str:
 
     Calls that are not requests (a decorated function) are keyed by their operation.
     """
+    if isinstance(ctx, RequestContext):
+        return ctx.host
     exchange = exchange_of(ctx)
-    if exchange is None:
-        return ctx.operation
-    ref = exchange.request.url._uri_reference
-    return f"{ref.host}:{ref.port}" if ref.port else ref.host
+    return ctx.operation if exchange is None else host_of(exchange.request)
 
 
 def per_host(factory: Callable[[], Policy] | Callable[[str], Policy], *, maxsize: int = 1024) -> PerKey:

@@ -11,11 +11,12 @@ so a retry's backoff never holds one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from time import monotonic as _monotonic
 from typing import Any
 
 import httpx
 
-from ..core.clock import Clock
+from ..core.clock import Clock, monotonic_of
 from ..core.context import Context, current_deadline
 from ..core.errors import TimeoutExceeded
 from .semantics import (
@@ -23,6 +24,7 @@ from .semantics import (
     RequestKeys,
     cut_timeouts,
     from_snapshot,
+    host_of,
     operation_of,
     snapshot,
     timeout_phase,
@@ -53,14 +55,30 @@ def _attach(exc: httpx.RequestError, request: httpx.Request) -> None:
         exc.request = request
 
 
+def _original_timeouts(exchange: Exchange | AsyncExchange) -> dict[str, float | None]:
+    """The request's own timeouts, before any deadline cut them (a fork's start)."""
+    if exchange.timeouts is None:
+        exchange.timeouts = dict(exchange.request.extensions.get("timeout") or {})
+    return exchange.timeouts
+
+
 def _deadline_cut(request: httpx.Request, exchange: Exchange | AsyncExchange, deadline: float) -> frozenset[str]:
     """Cut the request's timeouts to what is left before ``deadline``; the phases cut."""
-    remaining = deadline - exchange.clock.monotonic()
+    clock = exchange.clock
+    remaining = deadline - (_monotonic() if type(clock) is Clock else clock.monotonic())
     if remaining <= 0:
         raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed before the request was sent")
-    if exchange.timeouts is None:
-        exchange.timeouts = dict(request.extensions.get("timeout") or {})
-    timeouts, cut = cut_timeouts(exchange.timeouts, remaining)
+    original = exchange.timeouts
+    if original is None:
+        current = request.extensions.get("timeout")
+        if current:
+            try:  # the usual case: every phase's own timeout ends before the deadline
+                if max(current["connect"], current["read"], current["write"], current["pool"]) <= remaining:
+                    return _NO_CUT
+            except (KeyError, TypeError):  # a phase missing, or None (unbounded): cut
+                pass
+        original = exchange.timeouts = dict(current or {})
+    timeouts, cut = cut_timeouts(original, remaining)
     request.extensions["timeout"] = timeouts
     return cut
 
@@ -95,6 +113,32 @@ async def aread_body(response: httpx.Response) -> tuple[bytes, bool]:
         await response.aclose()
 
 
+def _passed(request: httpx.Request) -> TimeoutExceeded:
+    return TimeoutExceeded(f"{operation_of(request)}: the deadline passed while reading the body")
+
+
+def _read_by(stream: Any, deadline: float, clock: Clock, request: httpx.Request) -> bytes:
+    """A body read whole inside the attempt, checking the deadline between chunks."""
+    monotonic = monotonic_of(clock)
+    parts: list[bytes] = []
+    for chunk in stream:
+        parts.append(chunk)
+        if monotonic() >= deadline:
+            raise _passed(request)
+    return b"".join(parts)
+
+
+async def _aread_by(stream: Any, deadline: float, clock: Clock, request: httpx.Request) -> bytes:
+    """The async twin of :func:`_read_by`."""
+    monotonic = monotonic_of(clock)
+    parts: list[bytes] = []
+    async for chunk in stream:
+        parts.append(chunk)
+        if monotonic() >= deadline:
+            raise _passed(request)
+    return b"".join(parts)
+
+
 class _DeadlineStream(httpx.SyncByteStream):
     """A response body that ends in ``TimeoutExceeded`` once the attempt's deadline passes."""
 
@@ -110,7 +154,7 @@ class _DeadlineStream(httpx.SyncByteStream):
             for chunk in self.stream:
                 yield chunk
                 if clock.monotonic() >= deadline:
-                    raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed while reading the body")
+                    raise _passed(request)
         except httpx.TimeoutException as exc:
             error = _deadline_error(exc, request, self.cut) if self.cut else None
             if error is not None:
@@ -136,7 +180,7 @@ class _AsyncDeadlineStream(httpx.AsyncByteStream):
             async for chunk in self.stream:
                 yield chunk
                 if clock.monotonic() >= deadline:
-                    raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed while reading the body")
+                    raise _passed(request)
         except httpx.TimeoutException as exc:
             error = _deadline_error(exc, request, self.cut) if self.cut else None
             if error is not None:
@@ -301,21 +345,25 @@ class Exchange:
         if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
             self.response = response
             return response
-        if deadline is not None:
-            response.stream = _DeadlineStream(response.stream, deadline, self, cut)
         if response.status_code >= 400 or _small(response):
             # Read now: no connection is held through a backoff, and a connection lost
             # mid-body fails this attempt (which a retry may repeat). Not yet self.response:
             # a caller served meanwhile (a background refresh runs on its exchange) closes that.
             stream = response.stream
             try:
-                raw = b"".join(stream)  # type: ignore[arg-type]
+                raw = b"".join(stream) if deadline is None else _read_by(stream, deadline, self.clock, request)  # type: ignore[arg-type]
             except httpx.RequestError as exc:
                 _attach(exc, request)
+                if cut and isinstance(exc, httpx.TimeoutException):
+                    error = _deadline_error(exc, request, cut)
+                    if error is not None:
+                        raise error from exc
                 raise
             finally:
                 stream.close()  # type: ignore[union-attr]
             response.stream = httpx.ByteStream(raw)  # the same response, its body in memory
+        elif deadline is not None:
+            response.stream = _DeadlineStream(response.stream, deadline, self, cut)
         self.response = response
         return response
 
@@ -337,7 +385,7 @@ class Exchange:
         when it returns cannot close the response the refresh is still reading.
         """
         twin = Exchange(self.inner, self.request, self.clock)
-        twin.timeouts = self.timeouts
+        twin.timeouts = _original_timeouts(self)
         return twin
 
     def abandon(self) -> None:
@@ -383,18 +431,25 @@ class AsyncExchange:
         if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
             self.response = response
             return response
-        if deadline is not None:
-            response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
         if response.status_code >= 400 or _small(response):
             stream = response.stream
             try:
-                raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
+                if deadline is None:
+                    raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
+                else:
+                    raw = await _aread_by(stream, deadline, self.clock, request)
             except httpx.RequestError as exc:
                 _attach(exc, request)
+                if cut and isinstance(exc, httpx.TimeoutException):
+                    error = _deadline_error(exc, request, cut)
+                    if error is not None:
+                        raise error from exc
                 raise
             finally:
                 await stream.aclose()  # type: ignore[union-attr]
             response.stream = httpx.ByteStream(raw)
+        elif deadline is not None:
+            response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
         self.response = response
         return response
 
@@ -410,7 +465,7 @@ class AsyncExchange:
     def fork(self) -> AsyncExchange:
         """As :meth:`Exchange.fork`."""
         twin = AsyncExchange(self.inner, self.request, self.clock)
-        twin.timeouts = self.timeouts
+        twin.timeouts = _original_timeouts(self)
         return twin
 
     async def abandon(self) -> None:
@@ -429,13 +484,27 @@ class RequestContext(Context):
     their default key).
     """
 
-    __slots__ = ("_key", "exchange", "keys")
+    __slots__ = ("_key", "exchange", "host", "keys")
 
-    def __init__(self, operation: str, exchange: Exchange | AsyncExchange, keys: RequestKeys = DEFAULT_KEYS) -> None:
-        super().__init__(operation, exchange)
+    def __init__(
+        self,
+        operation: str,
+        exchange: Exchange | AsyncExchange,
+        keys: RequestKeys = DEFAULT_KEYS,
+        host: str | None = None,
+    ) -> None:
+        # Context's attributes set here (no super() call: one request, one context, on the hot path)
+        self.operation = operation
+        self.fn = exchange
+        self.args = ()
+        self.kwargs = {}
+        self.attempt = 0
+        self.deadline = None
         self.exchange = exchange
         self.keys = keys
         self._key: str | None = None
+        #: The request's host (with a port the URL gives): what ``rs.http.per_host`` keys on.
+        self.host = host_of(exchange.request) if host is None else host
 
     @property
     def key(self) -> str:
@@ -446,7 +515,7 @@ class RequestContext(Context):
 
     def fork(self) -> RequestContext:
         """This request's context on a forked exchange (see :meth:`Exchange.fork`)."""
-        twin = RequestContext(self.operation, self.exchange.fork(), self.keys)
+        twin = RequestContext(self.operation, self.exchange.fork(), self.keys, self.host)
         twin._key = self._key
         twin.attempt = self.attempt
         twin.deadline = self.deadline
@@ -454,7 +523,7 @@ class RequestContext(Context):
 
     def variant(self, key: str) -> RequestContext:
         """The same request under another key (one stored variant of a ``Vary``'d response)."""
-        ctx = RequestContext(self.operation, self.exchange, self.keys)
+        ctx = RequestContext(self.operation, self.exchange, self.keys, self.host)
         ctx._key = key
         ctx.attempt = self.attempt
         ctx.deadline = self.deadline

@@ -31,6 +31,7 @@ __all__ = [
     "cut_timeouts",
     "fingerprint",
     "from_snapshot",
+    "host_of",
     "operation_of",
     "replay_refusal",
     "request_key",
@@ -90,6 +91,12 @@ def replay_refusal(request: httpx.Request) -> str | None:
 # -- names and keys -----------------------------------------------------------
 
 
+def host_of(request: httpx.Request) -> str:
+    """The host a request goes to, with its port when the URL gives one (``"127.0.0.1:8080"``)."""
+    ref = request.url._uri_reference  # the parsed parts, read without re-encoding
+    return f"{ref.host}:{ref.port}" if ref.port else ref.host
+
+
 def operation_of(request: httpx.Request, route: Callable[[httpx.Request], str | None] | None = None) -> str:
     """The ``Context.operation`` of a request: ``"METHOD host"`` (``"GET api.example.com"``).
 
@@ -99,8 +106,7 @@ def operation_of(request: httpx.Request, route: Callable[[httpx.Request], str | 
     request, ``"/items/{id}"``), it is ``"METHOD host/items/{id}"``; a route
     of ``None`` falls back to the host alone.
     """
-    ref = request.url._uri_reference  # the parsed parts, read without re-encoding
-    host = f"{ref.host}:{ref.port}" if ref.port else ref.host
+    host = host_of(request)
     if route is not None:
         template = route(request)
         if template is not None:

@@ -11,7 +11,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context, replay_forbidden
 from ..core.policy import Policy
 from .exchange import AsyncExchange, Exchange, RequestContext
-from .semantics import DEFAULT_KEYS, RequestKeys, operation_of, replay_refusal
+from .semantics import DEFAULT_KEYS, IDEMPOTENT_METHODS, RequestKeys, host_of, operation_of, replay_refusal
 from .share import for_http
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
@@ -151,9 +151,13 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
-        refusal = replay_refusal(request)
-        token = None if refusal is None else replay_forbidden.set(refusal)
+        host = host_of(request)
+        operation = f"{request.method} {host}" if self.route is None else operation_of(request, self.route)
+        ctx = RequestContext(operation, exchange, self.keys, host)
+        token = None
+        if request.method not in IDEMPOTENT_METHODS or type(request.stream) is not httpx.ByteStream:
+            refusal = replay_refusal(request)  # the common case above needs no call
+            token = None if refusal is None else replay_forbidden.set(refusal)
         try:
             value = self._chain(ctx)
         except BaseException:
@@ -162,6 +166,9 @@ class ResilientTransport(httpx.BaseTransport):
         finally:
             if token is not None:
                 replay_forbidden.reset(token)
+        own = exchange.response
+        if own is not None and own is value:  # the usual case
+            return own
         return exchange.finish(value)
 
     def close(self) -> None:
@@ -211,9 +218,13 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = RequestContext(operation_of(request, self.route), exchange, self.keys)
-        refusal = replay_refusal(request)
-        token = None if refusal is None else replay_forbidden.set(refusal)
+        host = host_of(request)
+        operation = f"{request.method} {host}" if self.route is None else operation_of(request, self.route)
+        ctx = RequestContext(operation, exchange, self.keys, host)
+        token = None
+        if request.method not in IDEMPOTENT_METHODS or type(request.stream) is not httpx.ByteStream:
+            refusal = replay_refusal(request)  # the common case above needs no call
+            token = None if refusal is None else replay_forbidden.set(refusal)
         try:
             value = await self._chain(ctx)
         except BaseException:

@@ -39,13 +39,12 @@ from __future__ import annotations
 
 import inspect
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._machines.breaker import CALL, CLOSED, HALF_OPEN, OPEN, START_PROBE, BreakerMachine, Reject
-from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.clock import SYSTEM_CLOCK, Clock, monotonic_of
 from ..core.context import Context
 from ..core.errors import CircuitOpenError
 from ..core.events import emit, failure
@@ -313,7 +312,7 @@ class CircuitBreaker(Policy):
 
     def _monotonic(self) -> Callable[[], float]:
         """The clock's ``monotonic``; the system clock's is ``time.monotonic`` itself (one call less)."""
-        return time.monotonic if type(self.clock) is Clock else self.clock.monotonic
+        return monotonic_of(self.clock)
 
     # -- the steps ---------------------------------------------------------------------
     def bind(self, inner: SyncStep) -> SyncStep:
@@ -322,7 +321,7 @@ class CircuitBreaker(Policy):
         lock, monotonic = self._lock, self._monotonic()
         record_success = _unused if self._machine.consecutive else self._machine.success_recorder()
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
         consecutive = self._machine.consecutive
 
         def breaker_step(ctx: Context) -> Any:
@@ -363,7 +362,7 @@ class CircuitBreaker(Policy):
         lock, monotonic = self._lock, self._monotonic()
         record_success = _unused if self._machine.consecutive else self._machine.success_recorder()
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
         consecutive = self._machine.consecutive
 
         async def breaker_step(ctx: Context) -> Any:

@@ -13,7 +13,7 @@ from ..core.errors import BulkheadFullError, TimeoutExceeded
 from ..core.events import emit
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
-from ._wait import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
+from ._wait import AsyncWaiter, wait_for_slot, wait_for_slot_async, wake
 
 __all__ = ["Bulkhead"]
 
@@ -109,7 +109,10 @@ class Bulkhead(Policy):
             try:
                 return inner(ctx)
             finally:
-                release(slots, lock)
+                with lock:  # release(), without the call
+                    successor = slots.leave()
+                if successor is not None:
+                    wake(successor)
 
         return bulkhead_step
 
@@ -133,7 +136,10 @@ class Bulkhead(Policy):
             try:
                 return await inner(ctx)
             finally:
-                release(slots, lock)
+                with lock:  # release(), without the call
+                    successor = slots.leave()
+                if successor is not None:
+                    wake(successor)
 
         return bulkhead_step
 

@@ -67,7 +67,7 @@ class Fallback(Policy):
 
     def bind(self, inner: SyncStep) -> SyncStep:
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
 
         def fallback_step(ctx: Context) -> Any:
             try:
@@ -90,7 +90,7 @@ class Fallback(Policy):
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
 
         async def fallback_step(ctx: Context) -> Any:
             try:

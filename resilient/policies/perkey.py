@@ -7,7 +7,7 @@ import itertools
 import string
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from .._machines._validate import whole
@@ -167,10 +167,18 @@ class PerKey(Policy):
 
     def bind(self, inner: SyncStep) -> SyncStep:
         bind_id = next(_bind_ids)
-        key_of, slot_of = self._key, self._slot
+        key_of, slot_of, slots = self._key, self._slot, self._slots
 
         def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+            key = key_of(ctx)
+            slot = slots.get(key)  # a known key, as in _slot, without the call or the lock:
+            if slot is not None:  # OrderedDict's get and move_to_end are each atomic under the GIL
+                try:
+                    slots.move_to_end(key)
+                except KeyError:  # evicted meanwhile by another key's creation: made again
+                    slot = None
+            if slot is None:
+                slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.bind(inner)
@@ -180,14 +188,24 @@ class PerKey(Policy):
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
         bind_id = next(_bind_ids)
-        key_of, slot_of = self._key, self._slot
+        key_of, slot_of, slots = self._key, self._slot, self._slots
 
-        async def per_key_step(ctx: Context) -> Any:
-            slot = slot_of(key_of(ctx))
+        def per_key_step(ctx: Context) -> Awaitable[Any]:
+            # Not a coroutine of its own: it hands back the key's step's awaitable (one
+            # coroutine frame less on every resumption of the call).
+            key = key_of(ctx)
+            slot = slots.get(key)  # a known key, as in _slot, without the call or the lock:
+            if slot is not None:  # OrderedDict's get and move_to_end are each atomic under the GIL
+                try:
+                    slots.move_to_end(key)
+                except KeyError:  # evicted meanwhile by another key's creation: made again
+                    slot = None
+            if slot is None:
+                slot = slot_of(key)
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.abind(inner)
-            return await step(ctx)
+            return step(ctx)
 
         return per_key_step
 

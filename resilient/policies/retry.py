@@ -10,7 +10,7 @@ from .._machines._validate import number, whole
 from .._machines.backoff import Backoff, FullJitter
 from .._machines.budget import BudgetWindow
 from .._machines.retry import GiveUp, RetryPlan, Sleep, parse_retry_after
-from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.clock import SYSTEM_CLOCK, Clock, monotonic_of
 from ..core.context import Context, replay_forbidden
 from ..core.events import emit, failure
 from ..core.outcome import Outcome, Predicate, compile_on
@@ -41,6 +41,7 @@ class RetryBudget:
     ) -> None:
         self._window = BudgetWindow(ratio=ratio, min_per_second=min_per_second, window=window)
         self.clock = clock or SYSTEM_CLOCK
+        self._now = monotonic_of(self.clock)
         self._lock = threading.Lock()
         self._exhausted = Counter()
 
@@ -50,7 +51,7 @@ class RetryBudget:
 
     def deposit(self) -> None:
         """Count one original call."""
-        now = self.clock.monotonic()
+        now = self._now()
         with self._lock:
             self._window.deposit(now)
 
@@ -227,16 +228,20 @@ class Retry(Policy):
     def bind(self, inner: SyncStep) -> SyncStep:
         on = self._on
         matches_error = on.matches_error
-        matches_result = on.matches_result if on.checks_results else None
+        matches_result = on.result_matcher
         budget = self.budget
         clock = self.clock
         timed = self.deadline is not None
         count = self._calls.incr
+        if budget is not None:  # RetryBudget.deposit, without the call
+            budget_now, budget_lock, deposit = budget._now, budget._lock, budget._window.deposit
 
         def retry_step(ctx: Context) -> Any:
             count()
             if budget is not None:
-                budget.deposit()
+                now = budget_now()
+                with budget_lock:
+                    deposit(now)
             started = clock.monotonic() if timed else None
             try:
                 value = inner(ctx)
@@ -255,16 +260,20 @@ class Retry(Policy):
     def abind(self, inner: AsyncStep) -> AsyncStep:
         on = self._on
         matches_error = on.matches_error
-        matches_result = on.matches_result if on.checks_results else None
+        matches_result = on.result_matcher
         budget = self.budget
         clock = self.clock
         timed = self.deadline is not None
         count = self._calls.incr
+        if budget is not None:  # RetryBudget.deposit, without the call
+            budget_now, budget_lock, deposit = budget._now, budget._lock, budget._window.deposit
 
         async def retry_step(ctx: Context) -> Any:
             count()
             if budget is not None:
-                budget.deposit()
+                now = budget_now()
+                with budget_lock:
+                    deposit(now)
             started = clock.monotonic() if timed else None
             try:
                 value = await inner(ctx)

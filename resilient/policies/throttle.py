@@ -89,7 +89,7 @@ class AdaptiveThrottle(Policy):
     def bind(self, inner: SyncStep) -> SyncStep:
         admit, accepted = self._admit, self._accepted
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
 
         def throttle_step(ctx: Context) -> Any:
             admit(ctx)
@@ -108,7 +108,7 @@ class AdaptiveThrottle(Policy):
     def abind(self, inner: AsyncStep) -> AsyncStep:
         admit, accepted = self._admit, self._accepted
         matches_error = self._on.matches_error
-        matches_result = self._on.matches_result if self._on.checks_results else None
+        matches_result = self._on.result_matcher
 
         async def throttle_step(ctx: Context) -> Any:
             admit(ctx)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .._machines._validate import number
-from ..core.clock import SYSTEM_CLOCK, Clock
+from ..core.clock import SYSTEM_CLOCK, Clock, monotonic_of
 from ..core.context import Context, current_deadline
 from ..core.errors import TimeoutExceeded
 from ..core.events import emit
@@ -54,71 +56,83 @@ class Timeout(Policy):
         self.clock = clock or SYSTEM_CLOCK
         self._exceeded = Counter()
 
-    def _deadline(self, ctx: Context) -> float:
-        deadline = self.clock.monotonic() + self.seconds
-        outer = ctx.effective_deadline()
-        return deadline if outer is None or outer > deadline else outer
-
     def _exceeded_error(self, ctx: Context) -> TimeoutExceeded:
         self._exceeded.incr()
         emit("timeout.exceeded", operation=ctx.operation, key=self.partition, seconds=self.seconds)
         return TimeoutExceeded(f"{ctx.operation} exceeded its {self.seconds}s timeout")
 
     def bind(self, inner: SyncStep) -> SyncStep:
+        monotonic, seconds = monotonic_of(self.clock), self.seconds
+        outer_deadline, set_deadline = current_deadline.get, current_deadline.set
+        reset_deadline = current_deadline.reset
+
         def timeout_step(ctx: Context) -> Any:
-            deadline = self._deadline(ctx)
-            if deadline <= self.clock.monotonic():
+            now = monotonic()
+            deadline = now + seconds
+            saved = ctx.deadline  # the nearest of this one, the call's own and an enclosing one
+            if saved is not None and saved < deadline:
+                deadline = saved
+            outer = outer_deadline()
+            if outer is not None and outer < deadline:
+                deadline = outer
+            if deadline <= now:
                 raise self._exceeded_error(ctx)
-            saved = ctx.deadline
             token = None
             try:
                 ctx.deadline = deadline
-                token = current_deadline.set(deadline)
+                token = set_deadline(deadline)
                 return inner(ctx)
             finally:
                 if token is not None:
-                    current_deadline.reset(token)
+                    reset_deadline(token)
                 ctx.deadline = saved
 
         return timeout_step
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
         clock, seconds = self.clock, self.seconds
-        current_task = asyncio.current_task
+        running_loop, task_of = asyncio.get_running_loop, _task_of
         on_loop_clock = clock is SYSTEM_CLOCK  # asyncio's loop.time() is time.monotonic() too
 
+        monotonic = monotonic_of(clock)
+        outer_deadline, set_deadline = current_deadline.get, current_deadline.set
+        reset_deadline = current_deadline.reset
+
         async def timeout_step(ctx: Context) -> Any:
-            now = clock.monotonic()
+            now = monotonic()
             deadline = now + seconds
-            outer = ctx.effective_deadline()
+            saved = ctx.deadline  # the nearest of this one, the call's own and an enclosing one
+            if saved is not None and saved < deadline:
+                deadline = saved
+            outer = outer_deadline()
             if outer is not None and outer < deadline:
                 deadline = outer
             left = deadline - now
             if left <= 0:
                 raise self._exceeded_error(ctx)
-            task = current_task()
+            loop = running_loop()
+            task = task_of(loop)
             if task is None:
                 raise RuntimeError("rs.Timeout's async form must run inside an asyncio task")
-            loop = task.get_loop()
             dog = _last
             if dog is None or dog.loop is not loop:
                 dog = _watchdog(loop)
             at = deadline if on_loop_clock else loop.time() + left
             watch: list[Any] = [task, at, None, False, task.cancelling()]  # a _Watch, as a list: made on every call
+            watches, wid = dog.watches, id(watch)
             if left <= NEAR:
                 watch[_HANDLE] = loop.call_at(at, _fire, watch)
             else:
-                dog.watches[id(watch)] = watch
+                watches[wid] = watch
                 if dog.tick is None:
                     dog.tick = loop.call_at(loop.time() + TICK, dog.look)
-            saved = ctx.deadline
             ctx.deadline = deadline
             try:
-                token = current_deadline.set(deadline)
+                token = set_deadline(deadline)
                 try:
                     return await inner(ctx)
                 finally:
-                    current_deadline.reset(token)
+                    reset_deadline(token)
             except asyncio.CancelledError as exc:
                 if watch[_FIRED] and task.uncancel() <= watch[_CANCELLING]:
                     cause = TimeoutError(f"cancelled at the deadline, {seconds}s after the start")
@@ -127,11 +141,9 @@ class Timeout(Policy):
                 raise
             finally:
                 handle = watch[_HANDLE]
-                if handle is None:
-                    dog.watches.pop(id(watch), None)
-                else:
+                if handle is not None:
                     handle.cancel()
-                    dog.watches.pop(id(watch), None)
+                watches.pop(wid, None)
                 ctx.deadline = saved
 
         return timeout_step
@@ -161,6 +173,14 @@ NEAR = 2 * TICK
 # One call's watch: [task, deadline on the loop's clock, its timer once near, fired, the
 # task's cancelling() count at the start]. A list, because one is made per call.
 _TASK, _AT, _HANDLE, _FIRED, _CANCELLING = range(5)
+
+
+# The running task of a loop, ``asyncio.current_task(loop)``. Python 3.11's is a Python
+# function around this very dict lookup; a frame less on every timed call matters here.
+_TASKS: Any = getattr(asyncio.tasks, "_current_tasks", None)
+_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    _TASKS.get if sys.version_info < (3, 12) and isinstance(_TASKS, dict) else asyncio.current_task
+)
 
 
 def _fire(watch: list[Any]) -> None:

@@ -316,6 +316,28 @@ async def test_the_deadline_cuts_each_attempts_timeouts(mode: str, router: respx
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_timeouts_that_end_before_the_deadline_are_left_as_they_are(mode: str, router: respx.Router) -> None:
+    """A far deadline leaves the attempt's own timeouts untouched; once the time left is
+    shorter than them, a later attempt's are cut from the request's own (not the earlier cut)."""
+    clock = FakeClock()
+    seen: list[dict[str, float | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.extensions["timeout"]))
+        clock.advance(8.0)
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    router.get("/items").mock(side_effect=answer)
+    token = current_deadline.set(clock.monotonic() + 10.0)
+    try:
+        async with caller(mode, retry(clock, backoff=rs.Constant(0.5)), router, clock=clock, timeout=5.0) as c:
+            assert (await c.get("/items")).status_code == 200
+    finally:
+        current_deadline.reset(token)
+    assert seen == [dict.fromkeys(("connect", "read", "write", "pool"), 5.0), dict.fromkeys(seen[0], 1.5)]
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_passed_deadline_sends_nothing(mode: str, router: respx.Router) -> None:
     """With the deadline already passed, the request raises TimeoutExceeded without reaching the origin."""
     clock = FakeClock()

@@ -194,3 +194,29 @@ async def test_many_calls_finish_without_timers_left_behind() -> None:
     dog = module._last
     assert dog is not None
     assert not dog.watches
+
+
+async def test_a_far_deadline_armed_by_the_tick_still_cancels_exactly() -> None:
+    """A call whose deadline was far at its start is armed by a look once it comes near."""
+    from resilient.policies import timeout as module
+
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.ensure_future(rs.Timeout(30).acall(hang))
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        dog = module._last
+        assert dog is not None
+        (watch,) = [w for w in dog.watches.values() if w[module._TASK] is task]
+        watch[module._AT] = asyncio.get_running_loop().time()  # its deadline is now
+        dog.look()
+        assert watch[module._HANDLE] is not None
+        with pytest.raises(rs.TimeoutExceeded):
+            await asyncio.wait_for(task, 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
