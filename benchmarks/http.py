@@ -15,7 +15,7 @@ Two resilient clients run: one with a retry only (like httpx-retries), and
 one with every policy on its happy path: a timeout, a retry (with a budget,
 on ``rs.http.RETRYABLE``) and a per-host circuit breaker and bulkhead.
 
-    python -m benchmarks.http [--requests 150] [--rounds 20]
+    python -m benchmarks.http [--requests 150] [--rounds 40]
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def run(requests: int, rounds: int) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=150, help="GETs per round (default 150)")
-    parser.add_argument("--rounds", type=int, default=20, help="rounds per client (default 20)")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds per client (default 40)")
     args = parser.parse_args(argv)
     print(f"policy: {resilient_policy()!r}")
     run(args.requests, args.rounds)

@@ -21,7 +21,7 @@ Run: ``python -m benchmarks.redis`` (starts its own redis-server on a free loopb
       Redis commands per call (sent by the clients; the server's count, which
       includes the commands inside scripts, in brackets). Goal: p99 <= 1.05x, <= 3.
 
-``--only near`` runs part 3 alone (about 20 s).
+``--only near`` runs part 3 alone (about 20 s); ``--only near-cold`` its cold key alone.
 """
 
 from __future__ import annotations
@@ -535,7 +535,7 @@ def bench_near(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--worker")
-    parser.add_argument("--only", choices=["near"])
+    parser.add_argument("--only", choices=["near", "near-cold"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--start", type=float)
     args = parser.parse_args()
@@ -546,6 +546,9 @@ def main() -> None:
     proc, port, workdir = start_server()
     try:
         print(f"redis-server {redis.Redis(port=port).info('server')['redis_version']} on 127.0.0.1:{port}")
+        if args.only == "near-cold":
+            bench_near_cold(port)
+            return
         if args.only != "near":
             bench_latency(port)
             bench_cold(port)

@@ -171,6 +171,7 @@ class Cache(Policy):
         self._horizon = math.inf
         self._guard = StoreGuard(self.store, self.clock, horizon=self._horizon)
         self.flight = SingleFlight()
+        self._reads = SingleFlight()  # near misses read once per process (a store with a near cache)
         self._lock = threading.Lock()
         self._refreshing: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
@@ -287,7 +288,30 @@ class Cache(Policy):
                     return entry.value
             return slow(ctx, key, entry, inner)
 
-        return cache_step
+        near_get = _near_get(primary)
+        if near_get is None:
+            return cache_step
+        reads, joined = self._reads, self._joined
+
+        def near_step(ctx: Context) -> Any:
+            # A store with a near cache: a hit is the process's own copy. A near miss (a cold
+            # key, a write elsewhere) is read from the store once per process: the callers
+            # arriving meanwhile join that read and what follows it (the lease, the origin call).
+            if guard.active is not primary:
+                return cache_step(ctx)
+            key = key_of(ctx)
+            entry = near_get(key)
+            if entry is None:
+                return reads.do(key, lambda: cache_step(ctx), on_join=lambda: joined(ctx, key))
+            t = now()
+            if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                entry = None
+            elif t < entry.expires_at - entry.delta * reach:
+                hit()
+                return entry.value
+            return slow(ctx, key, entry, inner)
+
+        return near_step
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
         key_of, guard, primary = self._key, self._guard, self.store
@@ -318,7 +342,28 @@ class Cache(Policy):
                     return entry.value
             return await aslow(ctx, key, entry, inner)
 
-        return cache_step
+        near_get = _near_get(primary)
+        if near_get is None:
+            return cache_step
+        reads, joined = self._reads, self._joined
+
+        async def near_step(ctx: Context) -> Any:
+            # As the sync near_step: one read of a near miss per process (and loop).
+            if guard.active is not primary:
+                return await cache_step(ctx)
+            key = key_of(ctx)
+            entry = near_get(key)
+            if entry is None:
+                return await reads.ado(key, lambda: cache_step(ctx), on_join=lambda: joined(ctx, key))
+            t = now()
+            if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
+                entry = None
+            elif t < entry.expires_at - entry.delta * reach:
+                hit()
+                return entry.value
+            return await aslow(ctx, key, entry, inner)
+
+        return near_step
 
     # -- the slow path -------------------------------------------------------------
     def _classify(self, entry: Entry, now: float) -> str:
@@ -521,6 +566,14 @@ class Cache(Policy):
 
     def __repr__(self) -> str:
         return f"Cache(ttl={self.ttl!r}, store={self.store!r})"
+
+
+def _near_get(store: Store) -> Callable[[str], Entry | None] | None:
+    """The store's ``near_get`` when it has a near cache (``RedisStore(near=...)``), else None."""
+    if getattr(store, "near", None) is None:
+        return None
+    near_get = getattr(store, "near_get", None)
+    return near_get if callable(near_get) else None
 
 
 def _detached() -> contextvars.Context:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import redis
 
 import resilient as rs
+from resilient.core.events import add_listener, remove_listener
 from resilient.stores.base import Entry
 from resilient.stores.redis import RedisStore
 from resilient.testing import capture_events
@@ -87,6 +89,115 @@ def test_a_thousand_near_hits_cost_no_redis_command(redis_url: str, client: redi
     finally:
         store.close()
         store._client.close()
+
+
+def test_callers_missing_the_near_copy_together_read_redis_as_one(redis_url: str, client: redis.Redis) -> None:
+    """25 threads of one process on a cold key send the GETs one caller sends (the others join
+    its read and its origin call, or arrive after it and read the written record), one origin call."""
+    store = RedisStore(sync_client(redis_url), near=rs.NearCache())
+    assert store.near is not None and store.near.wait_live(10)
+    started, release = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def origin() -> str:
+        calls.append(1)
+        started.set()
+        assert release.wait(10)
+        return "v"
+
+    cache = rs.Cache(ttl=60, lock_ttl=5, store=store, key=lambda: "cold")
+    client.config_resetstat()
+    assert cache(lambda: "lone")() == "lone"  # (a lone caller on a cold key of its own, first)
+    store.invalidate("cold")
+    lone = commands(client).get("get", 0)
+    cached = cache(origin)
+    results: list[str] = []
+    joined = threading.Semaphore(0)
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "coalesce.joined":
+            joined.release()
+
+    client.config_resetstat()
+    threads = [threading.Thread(target=lambda: results.append(cached())) for _ in range(25)]
+    add_listener(on_event)
+    try:
+        threads[0].start()
+        assert started.wait(10)  # the first caller is in the origin call, inside the read
+        for t in threads[1:]:
+            t.start()
+        for _ in threads[1:]:  # every other caller has joined the first one's read
+            assert joined.acquire(timeout=10)
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert results == ["v"] * 25 and calls == [1]
+        assert commands(client).get("get", 0) == lone  # 25 callers read what one does
+    finally:
+        remove_listener(on_event)
+        release.set()
+        cache.close()
+        store.close()
+        store._client.close()
+
+
+async def test_async_callers_missing_the_near_copy_together_read_redis_as_one(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """The asyncio twin: 25 tasks on a cold key read Redis as one does."""
+    aclient = async_client(redis_url)
+    store = RedisStore(aclient, near=rs.NearCache())
+    assert store.near is not None and store.near.wait_live(10)
+    started, release = asyncio.Event(), asyncio.Event()
+    calls: list[int] = []
+
+    cache = rs.Cache(ttl=60, lock_ttl=5, store=store, key=lambda: "cold")
+
+    @cache
+    async def lone() -> str:
+        return "lone"
+
+    @cache
+    async def cached() -> str:
+        calls.append(1)
+        started.set()
+        await release.wait()
+        return "v"
+
+    client.config_resetstat()
+    assert await lone() == "lone"  # (a lone caller on a cold key, first)
+    await store.ainvalidate("cold")
+    alone = commands(client).get("get", 0)
+    client.config_resetstat()
+    joins: list[str] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event["event"] == "coalesce.joined":
+            joins.append(event["key"])
+
+    add_listener(on_event)
+    first = asyncio.ensure_future(cached())
+    rest: list[asyncio.Future[str]] = []
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        rest = [asyncio.ensure_future(cached()) for _ in range(24)]
+        for _ in range(100):  # each task runs to its join in a step or two of the loop
+            if len(joins) == 24:
+                break
+            await asyncio.sleep(0)
+        assert len(joins) == 24
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(first, *rest), 10) == ["v"] * 25
+        assert calls == [1]
+        assert commands(client).get("get", 0) == alone  # 25 callers read what one does
+    finally:
+        remove_listener(on_event)
+        for task in [first, *rest]:
+            task.cancel()
+        await asyncio.gather(first, *rest, return_exceptions=True)
+        await cache.aclose()
+        await store.aclose()
+        await aclient.aclose()
 
 
 async def test_a_thousand_async_near_hits_cost_no_redis_command(redis_url: str, client: redis.Redis) -> None:
