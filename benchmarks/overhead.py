@@ -95,6 +95,9 @@ def main() -> None:
     arows += [(name, ans_per_call(fn)) for name, fn in async_peers.items()]
     table("async, happy path", arows, baseline="bare await")
     verdict(arows)
+    spipe = next(v for k, v in rows if k.startswith("resilient Pipeline"))
+    apipe = next(v for k, v in arows if k.startswith("resilient Pipeline"))
+    print(f"  async / sync five-policy pipeline = {apipe / spipe:.2f} (goal <= 2)")
     event_cost()
 
     report_watched()
