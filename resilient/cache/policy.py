@@ -8,7 +8,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar, cast, overload
 
@@ -272,13 +272,14 @@ class Cache(Policy):
         hit = self._hits.incr
         slow = self._slow
 
-        def cache_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            store = guard.active
-            try:
-                entry = store.get(key) if store is primary else guard.get(key, ctx.operation)
-            except Exception as exc:
-                entry = guard.failed(exc, "get", key, ctx.operation).get(key)
+        def cache_step(ctx: Context, key: str | None = None, entry: Entry | None = None) -> Any:
+            if key is None:  # the pipeline's call: read the store (else near_step read the near copy)
+                key = key_of(ctx)
+                store = guard.active
+                try:
+                    entry = store.get(key) if store is primary else guard.get(key, ctx.operation)
+                except Exception as exc:
+                    entry = guard.failed(exc, "get", key, ctx.operation).get(key)
             if entry is not None:
                 t = now()
                 if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
@@ -303,13 +304,7 @@ class Cache(Policy):
             entry = near_get(key)
             if entry is None:
                 return reads.do(key, lambda: cache_step(ctx), on_join=lambda: joined(ctx, key))
-            t = now()
-            if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
-                entry = None
-            elif t < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
-            return slow(ctx, key, entry, inner)
+            return cache_step(ctx, key, entry)
 
         return near_step
 
@@ -321,18 +316,19 @@ class Cache(Policy):
         hit = self._hits.incr
         aslow = self._aslow
 
-        async def cache_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            store = guard.active
-            if store is not primary:
-                entry = await guard.aget(key, ctx.operation)
-            elif local:
-                entry = store.get(key)
-            else:
-                try:
-                    entry = await store.aget(key)
-                except Exception as exc:
-                    entry = guard.failed(exc, "get", key, ctx.operation).get(key)
+        async def cache_step(ctx: Context, key: str | None = None, entry: Entry | None = None) -> Any:
+            if key is None:  # the pipeline's call: read the store (else near_step read the near copy)
+                key = key_of(ctx)
+                store = guard.active
+                if store is not primary:
+                    entry = await guard.aget(key, ctx.operation)
+                elif local:
+                    entry = store.get(key)
+                else:
+                    try:
+                        entry = await store.aget(key)
+                    except Exception as exc:
+                        entry = guard.failed(exc, "get", key, ctx.operation).get(key)
             if entry is not None:
                 t = now()
                 if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
@@ -347,21 +343,16 @@ class Cache(Policy):
             return cache_step
         reads, joined = self._reads, self._joined
 
-        async def near_step(ctx: Context) -> Any:
-            # As the sync near_step: one read of a near miss per process (and loop).
+        def near_step(ctx: Context) -> Awaitable[Any]:
+            # As the sync near_step: one read of a near miss per process (and loop). Not a
+            # coroutine of its own: each branch hands back the awaitable that does the work.
             if guard.active is not primary:
-                return await cache_step(ctx)
+                return cache_step(ctx)
             key = key_of(ctx)
             entry = near_get(key)
             if entry is None:
-                return await reads.ado(key, lambda: cache_step(ctx), on_join=lambda: joined(ctx, key))
-            t = now()
-            if entry.stale_until > t + horizon:  # not a record this cache wrote: a miss
-                entry = None
-            elif t < entry.expires_at - entry.delta * reach:
-                hit()
-                return entry.value
-            return await aslow(ctx, key, entry, inner)
+                return reads.ado(key, lambda: cache_step(ctx), on_join=lambda: joined(ctx, key))
+            return cache_step(ctx, key, entry)
 
         return near_step
 

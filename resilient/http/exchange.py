@@ -11,7 +11,6 @@ so a retry's backoff never holds one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from time import monotonic as _monotonic
 from typing import Any
 
 import httpx
@@ -64,8 +63,7 @@ def _original_timeouts(exchange: Exchange | AsyncExchange) -> dict[str, float | 
 
 def _deadline_cut(request: httpx.Request, exchange: Exchange | AsyncExchange, deadline: float) -> frozenset[str]:
     """Cut the request's timeouts to what is left before ``deadline``; the phases cut."""
-    clock = exchange.clock
-    remaining = deadline - (_monotonic() if type(clock) is Clock else clock.monotonic())
+    remaining = deadline - monotonic_of(exchange.clock)()
     if remaining <= 0:
         raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed before the request was sent")
     original = exchange.timeouts
@@ -493,13 +491,7 @@ class RequestContext(Context):
         keys: RequestKeys = DEFAULT_KEYS,
         host: str | None = None,
     ) -> None:
-        # Context's attributes set here (no super() call: one request, one context, on the hot path)
-        self.operation = operation
-        self.fn = exchange
-        self.args = ()
-        self.kwargs = {}
-        self.attempt = 0
-        self.deadline = None
+        super().__init__(operation, exchange)
         self.exchange = exchange
         self.keys = keys
         self._key: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import Token
 from typing import Any
 
 import httpx
@@ -21,6 +22,26 @@ __all__ = ["AsyncResilientTransport", "ResilientTransport"]
 #: and its exception (``None`` when a response came back).
 Observer = Callable[[float, BaseException | None], None]
 Route = Callable[[httpx.Request], str | None]
+
+
+def _context(
+    request: httpx.Request, exchange: Exchange | AsyncExchange, route: Route | None, keys: RequestKeys
+) -> RequestContext:
+    """The request's context: its operation names the host (or the route), worked out once."""
+    host = host_of(request)
+    operation = f"{request.method} {host}" if route is None else operation_of(request, route)
+    return RequestContext(operation, exchange, keys, host)
+
+
+def _forbid_replay(request: httpx.Request) -> Token[str | None] | None:
+    """Set ``replay_forbidden`` when ``request`` must not be sent twice; its token, or None.
+
+    The common case (an idempotent method with an in-memory body) needs no replay_refusal.
+    """
+    if request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream:
+        return None
+    refusal = replay_refusal(request)
+    return None if refusal is None else replay_forbidden.set(refusal)
 
 
 def _attempt(ctx: Context) -> Any:
@@ -151,13 +172,8 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        host = host_of(request)
-        operation = f"{request.method} {host}" if self.route is None else operation_of(request, self.route)
-        ctx = RequestContext(operation, exchange, self.keys, host)
-        token = None
-        if request.method not in IDEMPOTENT_METHODS or type(request.stream) is not httpx.ByteStream:
-            refusal = replay_refusal(request)  # the common case above needs no call
-            token = None if refusal is None else replay_forbidden.set(refusal)
+        ctx = _context(request, exchange, self.route, self.keys)
+        token = _forbid_replay(request)
         try:
             value = self._chain(ctx)
         except BaseException:
@@ -218,13 +234,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        host = host_of(request)
-        operation = f"{request.method} {host}" if self.route is None else operation_of(request, self.route)
-        ctx = RequestContext(operation, exchange, self.keys, host)
-        token = None
-        if request.method not in IDEMPOTENT_METHODS or type(request.stream) is not httpx.ByteStream:
-            refusal = replay_refusal(request)  # the common case above needs no call
-            token = None if refusal is None else replay_forbidden.set(refusal)
+        ctx = _context(request, exchange, self.route, self.keys)
+        token = _forbid_replay(request)
         try:
             value = await self._chain(ctx)
         except BaseException:

@@ -13,7 +13,7 @@ from ..core.errors import BulkheadFullError, TimeoutExceeded
 from ..core.events import emit
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
-from ._wait import AsyncWaiter, wait_for_slot, wait_for_slot_async, wake
+from ._wait import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
 
 __all__ = ["Bulkhead"]
 
@@ -109,10 +109,7 @@ class Bulkhead(Policy):
             try:
                 return inner(ctx)
             finally:
-                with lock:  # release(), without the call
-                    successor = slots.leave()
-                if successor is not None:
-                    wake(successor)
+                release(slots, lock)
 
         return bulkhead_step
 
@@ -136,10 +133,7 @@ class Bulkhead(Policy):
             try:
                 return await inner(ctx)
             finally:
-                with lock:  # release(), without the call
-                    successor = slots.leave()
-                if successor is not None:
-                    wake(successor)
+                release(slots, lock)
 
         return bulkhead_step
 

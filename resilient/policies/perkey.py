@@ -132,11 +132,14 @@ class PerKey(Policy):
         self._evicted = Counter()
 
     def _slot(self, key: Any) -> _Slot:
-        with self._lock:
-            slot = self._slots.get(key)
-            if slot is not None:
-                self._slots.move_to_end(key)
+        slots = self._slots
+        slot = slots.get(key)  # a known key without the lock: OrderedDict's get and
+        if slot is not None:  # move_to_end are each atomic under the GIL
+            try:
+                slots.move_to_end(key)
                 return slot
+            except KeyError:  # evicted meanwhile by another key's creation: made again below
+                pass
         # outside the lock: a factory may be slow
         policy = self.factory(key) if self._factory_takes_key else self.factory()  # type: ignore[call-arg]
         if not isinstance(policy, Policy):
@@ -167,18 +170,10 @@ class PerKey(Policy):
 
     def bind(self, inner: SyncStep) -> SyncStep:
         bind_id = next(_bind_ids)
-        key_of, slot_of, slots = self._key, self._slot, self._slots
+        key_of, slot_of = self._key, self._slot
 
         def per_key_step(ctx: Context) -> Any:
-            key = key_of(ctx)
-            slot = slots.get(key)  # a known key, as in _slot, without the call or the lock:
-            if slot is not None:  # OrderedDict's get and move_to_end are each atomic under the GIL
-                try:
-                    slots.move_to_end(key)
-                except KeyError:  # evicted meanwhile by another key's creation: made again
-                    slot = None
-            if slot is None:
-                slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.bind(inner)
@@ -188,20 +183,12 @@ class PerKey(Policy):
 
     def abind(self, inner: AsyncStep) -> AsyncStep:
         bind_id = next(_bind_ids)
-        key_of, slot_of, slots = self._key, self._slot, self._slots
+        key_of, slot_of = self._key, self._slot
 
         def per_key_step(ctx: Context) -> Awaitable[Any]:
             # Not a coroutine of its own: it hands back the key's step's awaitable (one
             # coroutine frame less on every resumption of the call).
-            key = key_of(ctx)
-            slot = slots.get(key)  # a known key, as in _slot, without the call or the lock:
-            if slot is not None:  # OrderedDict's get and move_to_end are each atomic under the GIL
-                try:
-                    slots.move_to_end(key)
-                except KeyError:  # evicted meanwhile by another key's creation: made again
-                    slot = None
-            if slot is None:
-                slot = slot_of(key)
+            slot = slot_of(key_of(ctx))
             step = slot.steps.get(bind_id)
             if step is None:
                 step = slot.steps[bind_id] = slot.policy.abind(inner)

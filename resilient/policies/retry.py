@@ -233,15 +233,11 @@ class Retry(Policy):
         clock = self.clock
         timed = self.deadline is not None
         count = self._calls.incr
-        if budget is not None:  # RetryBudget.deposit, without the call
-            budget_now, budget_lock, deposit = budget._now, budget._lock, budget._window.deposit
 
         def retry_step(ctx: Context) -> Any:
             count()
             if budget is not None:
-                now = budget_now()
-                with budget_lock:
-                    deposit(now)
+                budget.deposit()
             started = clock.monotonic() if timed else None
             try:
                 value = inner(ctx)
@@ -265,15 +261,11 @@ class Retry(Policy):
         clock = self.clock
         timed = self.deadline is not None
         count = self._calls.incr
-        if budget is not None:  # RetryBudget.deposit, without the call
-            budget_now, budget_lock, deposit = budget._now, budget._lock, budget._window.deposit
 
         async def retry_step(ctx: Context) -> Any:
             count()
             if budget is not None:
-                now = budget_now()
-                with budget_lock:
-                    deposit(now)
+                budget.deposit()
             started = clock.monotonic() if timed else None
             try:
                 value = await inner(ctx)

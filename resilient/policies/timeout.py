@@ -63,21 +63,17 @@ class Timeout(Policy):
 
     def bind(self, inner: SyncStep) -> SyncStep:
         monotonic, seconds = monotonic_of(self.clock), self.seconds
-        outer_deadline, set_deadline = current_deadline.get, current_deadline.set
-        reset_deadline = current_deadline.reset
+        set_deadline, reset_deadline = current_deadline.set, current_deadline.reset
 
         def timeout_step(ctx: Context) -> Any:
             now = monotonic()
             deadline = now + seconds
-            saved = ctx.deadline  # the nearest of this one, the call's own and an enclosing one
-            if saved is not None and saved < deadline:
-                deadline = saved
-            outer = outer_deadline()
+            outer = ctx.effective_deadline()  # the call's own, or an enclosing Timeout's
             if outer is not None and outer < deadline:
                 deadline = outer
             if deadline <= now:
                 raise self._exceeded_error(ctx)
-            token = None
+            saved, token = ctx.deadline, None
             try:
                 ctx.deadline = deadline
                 token = set_deadline(deadline)
@@ -95,16 +91,12 @@ class Timeout(Policy):
         on_loop_clock = clock is SYSTEM_CLOCK  # asyncio's loop.time() is time.monotonic() too
 
         monotonic = monotonic_of(clock)
-        outer_deadline, set_deadline = current_deadline.get, current_deadline.set
-        reset_deadline = current_deadline.reset
+        set_deadline, reset_deadline = current_deadline.set, current_deadline.reset
 
         async def timeout_step(ctx: Context) -> Any:
             now = monotonic()
             deadline = now + seconds
-            saved = ctx.deadline  # the nearest of this one, the call's own and an enclosing one
-            if saved is not None and saved < deadline:
-                deadline = saved
-            outer = outer_deadline()
+            outer = ctx.effective_deadline()  # the call's own, or an enclosing Timeout's
             if outer is not None and outer < deadline:
                 deadline = outer
             left = deadline - now
@@ -126,6 +118,7 @@ class Timeout(Policy):
                 watches[wid] = watch
                 if dog.tick is None:
                     dog.tick = loop.call_at(loop.time() + TICK, dog.look)
+            saved = ctx.deadline
             ctx.deadline = deadline
             try:
                 token = set_deadline(deadline)

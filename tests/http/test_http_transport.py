@@ -294,24 +294,31 @@ async def test_a_policy_returning_a_non_response_is_a_type_error(mode: str, rout
         assert (await c.get("/items")).status_code == 200
 
 
-@pytest.mark.parametrize("mode", MODES)
-async def test_the_deadline_cuts_each_attempts_timeouts(mode: str, router: respx.Router) -> None:
-    """Inside a deadline, every httpx timeout of the attempt is cut to the time left."""
+async def timeouts_seen(mode: str, router: respx.Router, *, deadline: float, attempt_takes: float) -> list[Any]:
+    """The httpx timeouts each of two attempts carried (a 503, then a 200; httpx's own 5 s),
+    inside a deadline ``deadline`` s away, each attempt taking ``attempt_takes`` s on a FakeClock."""
     clock = FakeClock()
     seen: list[dict[str, float | None]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         seen.append(dict(request.extensions["timeout"]))
-        clock.advance(1.0)
+        clock.advance(attempt_takes)
         return httpx.Response(503 if len(seen) == 1 else 200)
 
     router.get("/items").mock(side_effect=answer)
-    token = current_deadline.set(clock.monotonic() + 2.5)
+    token = current_deadline.set(clock.monotonic() + deadline)
     try:
         async with caller(mode, retry(clock, backoff=rs.Constant(0.5)), router, clock=clock, timeout=5.0) as c:
             assert (await c.get("/items")).status_code == 200
     finally:
         current_deadline.reset(token)
+    return seen
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_the_deadline_cuts_each_attempts_timeouts(mode: str, router: respx.Router) -> None:
+    """Inside a deadline, every httpx timeout of the attempt is cut to the time left."""
+    seen = await timeouts_seen(mode, router, deadline=2.5, attempt_takes=1.0)
     assert seen == [dict.fromkeys(("connect", "read", "write", "pool"), 2.5), dict.fromkeys(seen[1], 1.0)]
 
 
@@ -319,21 +326,7 @@ async def test_the_deadline_cuts_each_attempts_timeouts(mode: str, router: respx
 async def test_timeouts_that_end_before_the_deadline_are_left_as_they_are(mode: str, router: respx.Router) -> None:
     """A far deadline leaves the attempt's own timeouts untouched; once the time left is
     shorter than them, a later attempt's are cut from the request's own (not the earlier cut)."""
-    clock = FakeClock()
-    seen: list[dict[str, float | None]] = []
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(dict(request.extensions["timeout"]))
-        clock.advance(8.0)
-        return httpx.Response(503 if len(seen) == 1 else 200)
-
-    router.get("/items").mock(side_effect=answer)
-    token = current_deadline.set(clock.monotonic() + 10.0)
-    try:
-        async with caller(mode, retry(clock, backoff=rs.Constant(0.5)), router, clock=clock, timeout=5.0) as c:
-            assert (await c.get("/items")).status_code == 200
-    finally:
-        current_deadline.reset(token)
+    seen = await timeouts_seen(mode, router, deadline=10.0, attempt_takes=8.0)
     assert seen == [dict.fromkeys(("connect", "read", "write", "pool"), 5.0), dict.fromkeys(seen[0], 1.5)]
 
 
