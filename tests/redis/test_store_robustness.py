@@ -93,8 +93,11 @@ def test_oom_on_writes_fails_those_calls_alone(store: RedisStore, client: redis.
 # -- leases and cancellation -------------------------------------------------------
 
 
-async def test_a_caller_cancelled_during_the_lease_lookup_leaves_no_lease(astore: RedisStore, client: Any) -> None:
+async def test_a_caller_cancelled_during_the_lease_lookup_leaves_no_lease(aclient: Any, client: Any) -> None:
     """Cancelled while its lookup is in flight (the lease may be granted), the caller gives the lease back."""
+    # A generous store timeout: this is about cancellation. With the default 0.25 s, a release
+    # slowed past it on a loaded box rests the store, and the next lookup is (rightly) refused.
+    astore = RedisStore(aclient, timeout=5.0)
     cancelled = 0
     for steps in range(40):  # cancel after 0, 1, 2 ... loop steps: before, while and after the request is out
         client.delete("resilient:{k}:l")
