@@ -11,6 +11,7 @@ so a retry's backoff never holds one.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from time import monotonic as _monotonic
 from typing import Any
 
 import httpx
@@ -63,7 +64,8 @@ def _original_timeouts(exchange: Exchange | AsyncExchange) -> dict[str, float | 
 
 def _deadline_cut(request: httpx.Request, exchange: Exchange | AsyncExchange, deadline: float) -> frozenset[str]:
     """Cut the request's timeouts to what is left before ``deadline``; the phases cut."""
-    remaining = deadline - monotonic_of(exchange.clock)()
+    clock = exchange.clock  # monotonic_of(clock)(), inline: this runs on every timed attempt
+    remaining = deadline - (_monotonic() if type(clock) is Clock else clock.monotonic())
     if remaining <= 0:
         raise TimeoutExceeded(f"{operation_of(request)}: the deadline passed before the request was sent")
     original = exchange.timeouts
@@ -126,15 +128,35 @@ def _read_by(stream: Any, deadline: float, clock: Clock, request: httpx.Request)
     return b"".join(parts)
 
 
-async def _aread_by(stream: Any, deadline: float, clock: Clock, request: httpx.Request) -> bytes:
-    """The async twin of :func:`_read_by`."""
-    monotonic = monotonic_of(clock)
-    parts: list[bytes] = []
-    async for chunk in stream:
-        parts.append(chunk)
-        if monotonic() >= deadline:
-            raise _passed(request)
-    return b"".join(parts)
+class _Body(httpx.ByteStream):
+    """A body read into memory, as ``httpx.ByteStream``, whose async iteration is no async
+    generator (the event loop's hooks on every async generator cost more than the read)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _Once(self._stream)
+
+
+class _Once:
+    """An async iterator over one chunk."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, chunk: bytes) -> None:
+        self.chunk: bytes | None = chunk
+
+    def __aiter__(self) -> _Once:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = self.chunk
+        if chunk is None:
+            raise StopAsyncIteration
+        self.chunk = None
+        return chunk
+
+
+#: The streams of a body in memory already (nothing to read inside the attempt).
+_IN_MEMORY = (httpx.ByteStream, _Body)
 
 
 class _DeadlineStream(httpx.SyncByteStream):
@@ -228,7 +250,7 @@ class _AsyncResumed(httpx.AsyncByteStream):
 def read_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]:
     """The raw body when it is at most ``limit`` bytes (the response ends closed), and whether it
     is decoded; ``None`` when it is larger: then the response streams on, from its first byte."""
-    if response.is_stream_consumed or hasattr(response, "_content"):
+    if response.is_stream_consumed or (hasattr(response, "_content") and type(response.stream) is not _Body):
         content = response.content
         return (content if len(content) <= limit else None), True
     stream = response.stream
@@ -251,7 +273,7 @@ def read_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]
 
 async def aread_upto(response: httpx.Response, limit: int) -> tuple[bytes | None, bool]:
     """The async twin of :func:`read_upto`."""
-    if response.is_stream_consumed or hasattr(response, "_content"):
+    if response.is_stream_consumed or (hasattr(response, "_content") and type(response.stream) is not _Body):
         content = response.content
         return (content if len(content) <= limit else None), True
     stream = response.stream
@@ -281,6 +303,52 @@ def _small(response: httpx.Response) -> bool:
         if name == b"content-length":
             return value.isdigit() and int(value) <= PREREAD_LIMIT
     return False
+
+
+class _Held(httpx.Response):
+    """A response whose raw body, read inside the attempt, is its content (no
+    ``Content-Encoding``): httpx's reads return it without a second pass through its
+    decoders, ending in the state they would have (stream consumed, response closed)."""
+
+    # Closed as httpx's reads end; the network stream is closed already (_Body's close is a no-op).
+    def read(self) -> bytes:
+        self._consumed()
+        return self._content
+
+    async def aread(self) -> bytes:
+        self._consumed()
+        return self._content
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        self._consumed()
+        yield from super().iter_bytes(chunk_size)
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        self._consumed()
+        async for chunk in super().aiter_bytes(chunk_size):
+            yield chunk
+
+    def _consumed(self) -> None:
+        if not self.is_stream_consumed:
+            self.is_stream_consumed = self.is_closed = True
+            self._num_bytes_downloaded = len(self._content)
+
+
+def _hold(response: httpx.Response, raw: bytes) -> None:
+    """Keep ``response``'s body, read inside the attempt, in memory.
+
+    Without a ``Content-Encoding`` the raw body is the content too: the response becomes
+    a :class:`_Held` (httpx's own ``read()`` / ``aread()`` then cost nothing), while its
+    stream still gives the raw bytes to a caller of ``client.stream()``.
+    """
+    response.stream = _Body(raw)
+    if type(response) is not httpx.Response:  # a subclass of the inner transport's: left as it is
+        return
+    for _, name, value in response.headers._list:  # one pass, no decoding
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return
+    response._content = raw
+    response.__class__ = _Held
 
 
 def _foreign(value: Any, exchange: Exchange | AsyncExchange) -> httpx.Response:
@@ -340,7 +408,7 @@ class Exchange:
                 if error is not None:
                     raise error from exc
             raise
-        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+        if type(response.stream) in _IN_MEMORY or response.is_stream_consumed:  # in memory already
             self.response = response
             return response
         if response.status_code >= 400 or _small(response):
@@ -359,7 +427,7 @@ class Exchange:
                 raise
             finally:
                 stream.close()  # type: ignore[union-attr]
-            response.stream = httpx.ByteStream(raw)  # the same response, its body in memory
+            _hold(response, raw)  # the same response, its body in memory
         elif deadline is not None:
             response.stream = _DeadlineStream(response.stream, deadline, self, cut)
         self.response = response
@@ -426,16 +494,22 @@ class AsyncExchange:
                 if error is not None:
                     raise error from exc
             raise
-        if type(response.stream) is httpx.ByteStream or response.is_stream_consumed:  # in memory already
+        if type(response.stream) in _IN_MEMORY or response.is_stream_consumed:  # in memory already
             self.response = response
             return response
         if response.status_code >= 400 or _small(response):
             stream = response.stream
-            try:
+            parts: list[bytes] = []
+            try:  # read here, not in a coroutine of its own: the deadline checked between chunks
                 if deadline is None:
-                    raw = b"".join([part async for part in stream])  # type: ignore[union-attr]
+                    async for chunk in stream:  # type: ignore[union-attr]
+                        parts.append(chunk)
                 else:
-                    raw = await _aread_by(stream, deadline, self.clock, request)
+                    monotonic = monotonic_of(self.clock)
+                    async for chunk in stream:  # type: ignore[union-attr]
+                        parts.append(chunk)
+                        if monotonic() >= deadline:
+                            raise _passed(request)
             except httpx.RequestError as exc:
                 _attach(exc, request)
                 if cut and isinstance(exc, httpx.TimeoutException):
@@ -445,7 +519,7 @@ class AsyncExchange:
                 raise
             finally:
                 await stream.aclose()  # type: ignore[union-attr]
-            response.stream = httpx.ByteStream(raw)
+            _hold(response, b"".join(parts))
         elif deadline is not None:
             response.stream = _AsyncDeadlineStream(response.stream, deadline, self, cut)
         self.response = response
@@ -491,7 +565,7 @@ class RequestContext(Context):
         keys: RequestKeys = DEFAULT_KEYS,
         host: str | None = None,
     ) -> None:
-        super().__init__(operation, exchange)
+        Context.__init__(self, operation, exchange)  # not super(): one lookup less per request
         self.exchange = exchange
         self.keys = keys
         self._key: str | None = None

@@ -12,7 +12,7 @@ from ..core.clock import SYSTEM_CLOCK, Clock
 from ..core.context import Context, replay_forbidden
 from ..core.policy import Policy
 from .exchange import AsyncExchange, Exchange, RequestContext
-from .semantics import DEFAULT_KEYS, IDEMPOTENT_METHODS, RequestKeys, host_of, operation_of, replay_refusal
+from .semantics import DEFAULT_KEYS, IDEMPOTENT_METHODS, RequestKeys, operation_of, replay_refusal
 from .share import for_http
 
 __all__ = ["AsyncResilientTransport", "ResilientTransport"]
@@ -24,24 +24,23 @@ Observer = Callable[[float, BaseException | None], None]
 Route = Callable[[httpx.Request], str | None]
 
 
-def _context(
+def _start(
     request: httpx.Request, exchange: Exchange | AsyncExchange, route: Route | None, keys: RequestKeys
-) -> RequestContext:
-    """The request's context: its operation names the host (or the route), worked out once."""
-    host = host_of(request)
-    operation = f"{request.method} {host}" if route is None else operation_of(request, route)
-    return RequestContext(operation, exchange, keys, host)
+) -> tuple[RequestContext, Token[str | None] | None]:
+    """The request's context, and the token of ``replay_forbidden`` when the request must
+    not be sent twice (else ``None``).
 
-
-def _forbid_replay(request: httpx.Request) -> Token[str | None] | None:
-    """Set ``replay_forbidden`` when ``request`` must not be sent twice; its token, or None.
-
-    The common case (an idempotent method with an in-memory body) needs no replay_refusal.
+    The context's operation names the host (or the route), worked out once. The common
+    case (an idempotent method with an in-memory body) needs no replay_refusal.
     """
+    ref = request.url._uri_reference  # host_of(request), inline: this runs on every request
+    host = f"{ref.host}:{ref.port}" if ref.port else ref.host
+    operation = f"{request.method} {host}" if route is None else operation_of(request, route)
+    ctx = RequestContext(operation, exchange, keys, host)
     if request.method in IDEMPOTENT_METHODS and type(request.stream) is httpx.ByteStream:
-        return None
+        return ctx, None
     refusal = replay_refusal(request)
-    return None if refusal is None else replay_forbidden.set(refusal)
+    return ctx, None if refusal is None else replay_forbidden.set(refusal)
 
 
 def _attempt(ctx: Context) -> Any:
@@ -172,8 +171,7 @@ class ResilientTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = Exchange(self.transport, request, self.clock)
-        ctx = _context(request, exchange, self.route, self.keys)
-        token = _forbid_replay(request)
+        ctx, token = _start(request, exchange, self.route, self.keys)
         try:
             value = self._chain(ctx)
         except BaseException:
@@ -234,8 +232,7 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = AsyncExchange(self.transport, request, self.clock)
-        ctx = _context(request, exchange, self.route, self.keys)
-        token = _forbid_replay(request)
+        ctx, token = _start(request, exchange, self.route, self.keys)
         try:
             value = await self._chain(ctx)
         except BaseException:

@@ -38,6 +38,7 @@ round trips (state, then the failure counter), blocking in the async path too.
 from __future__ import annotations
 
 import inspect
+import operator
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -66,6 +67,17 @@ def _is_memory(storage: CircuitBreakerStorage) -> bool:
     from pybreaker import CircuitMemoryStorage
 
     return isinstance(storage, CircuitMemoryStorage) or getattr(storage, "exact_opened_at", False) is True
+
+
+def _readers(storage: CircuitBreakerStorage) -> tuple[Callable[[Any], str], Callable[[Any], int]]:
+    """Read a storage's state and failure count: pybreaker's memory storage by its fields
+    (its properties are a Python call each, on every call of the breaker), others by property."""
+    from pybreaker import CircuitMemoryStorage
+
+    fields = vars(storage) if type(storage) is CircuitMemoryStorage else {}
+    if "_state" in fields and "_fail_counter" in fields:
+        return operator.attrgetter("_state"), operator.attrgetter("_fail_counter")
+    return operator.attrgetter("state"), operator.attrgetter("counter")
 
 
 def _storage_for(storage: object, name: str | None) -> CircuitBreakerStorage:
@@ -323,10 +335,11 @@ class CircuitBreaker(Policy):
         matches_error = self._on.matches_error
         matches_result = self._on.result_matcher
         consecutive = self._machine.consecutive
+        state_of, failures_of = _readers(storage)
 
         def breaker_step(ctx: Context) -> Any:
             generation = -1
-            if storage.state != CLOSED:
+            if state_of(storage) != CLOSED:
                 generation = enter(ctx.operation)
             try:
                 value = inner(ctx)
@@ -344,7 +357,7 @@ class CircuitBreaker(Policy):
                 failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
-                    if storage.counter:
+                    if failures_of(storage):
                         storage.reset_counter()
                 else:  # closed, failure-rate mode: a success only enters the window
                     now = monotonic()
@@ -364,10 +377,11 @@ class CircuitBreaker(Policy):
         matches_error = self._on.matches_error
         matches_result = self._on.result_matcher
         consecutive = self._machine.consecutive
+        state_of, failures_of = _readers(storage)
 
         async def breaker_step(ctx: Context) -> Any:
             generation = -1
-            if storage.state != CLOSED:
+            if state_of(storage) != CLOSED:
                 generation = enter(ctx.operation)
             try:
                 value = await inner(ctx)
@@ -385,7 +399,7 @@ class CircuitBreaker(Policy):
                 failed(generation, ctx.operation, None, value)
             elif generation < 0:
                 if consecutive:
-                    if storage.counter:
+                    if failures_of(storage):
                         storage.reset_counter()
                 else:  # closed, failure-rate mode: a success only enters the window
                     now = monotonic()

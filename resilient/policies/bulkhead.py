@@ -13,7 +13,7 @@ from ..core.errors import BulkheadFullError, TimeoutExceeded
 from ..core.events import emit
 from ..core.policy import AsyncStep, Policy, SyncStep
 from ..core.stats import Counter
-from ._wait import AsyncWaiter, release, wait_for_slot, wait_for_slot_async
+from ._wait import AsyncWaiter, release, wait_for_slot, wait_for_slot_async, wake
 
 __all__ = ["Bulkhead"]
 
@@ -132,8 +132,11 @@ class Bulkhead(Policy):
                     raise self._gave_up(ctx, by_deadline) from None
             try:
                 return await inner(ctx)
-            finally:
-                release(slots, lock)
+            finally:  # release(slots, lock), inline: a call less on every call
+                with lock:
+                    handed = slots.leave()
+                if handed is not None:
+                    wake(handed)
 
         return bulkhead_step
 

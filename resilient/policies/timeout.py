@@ -91,12 +91,15 @@ class Timeout(Policy):
         on_loop_clock = clock is SYSTEM_CLOCK  # asyncio's loop.time() is time.monotonic() too
 
         monotonic = monotonic_of(clock)
-        set_deadline, reset_deadline = current_deadline.set, current_deadline.reset
+        get_deadline, set_deadline, reset_deadline = current_deadline.get, current_deadline.set, current_deadline.reset
 
         async def timeout_step(ctx: Context) -> Any:
             now = monotonic()
             deadline = now + seconds
-            outer = ctx.effective_deadline()  # the call's own, or an enclosing Timeout's
+            saved = ctx.deadline  # the call's own, or an enclosing Timeout's (ctx.effective_deadline(), inline)
+            outer = get_deadline()
+            if saved is not None and (outer is None or saved < outer):
+                outer = saved
             if outer is not None and outer < deadline:
                 deadline = outer
             left = deadline - now
@@ -112,20 +115,16 @@ class Timeout(Policy):
             at = deadline if on_loop_clock else loop.time() + left
             watch: list[Any] = [task, at, None, False, task.cancelling()]  # a _Watch, as a list: made on every call
             watches, wid = dog.watches, id(watch)
-            if left <= NEAR:
-                watch[_HANDLE] = loop.call_at(at, _fire, watch)
-            else:
-                watches[wid] = watch
-                if dog.tick is None:
-                    dog.tick = loop.call_at(loop.time() + TICK, dog.look)
-            saved = ctx.deadline
-            ctx.deadline = deadline
+            token = set_deadline(deadline)
             try:
-                token = set_deadline(deadline)
-                try:
-                    return await inner(ctx)
-                finally:
-                    reset_deadline(token)
+                if left <= NEAR:
+                    watch[_HANDLE] = loop.call_at(at, _fire, watch)
+                else:
+                    watches[wid] = watch
+                    if dog.tick is None:
+                        dog.tick = loop.call_at(loop.time() + TICK, dog.look)
+                ctx.deadline = deadline
+                return await inner(ctx)
             except asyncio.CancelledError as exc:
                 if watch[_FIRED] and task.uncancel() <= watch[_CANCELLING]:
                     cause = TimeoutError(f"cancelled at the deadline, {seconds}s after the start")
@@ -133,6 +132,7 @@ class Timeout(Policy):
                     raise self._exceeded_error(ctx) from cause
                 raise
             finally:
+                reset_deadline(token)
                 handle = watch[_HANDLE]
                 if handle is not None:
                     handle.cancel()

@@ -7,6 +7,7 @@ import resource
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 import resilient as rs
@@ -135,3 +136,65 @@ async def test_a_body_within_max_body_is_stored(mode: str, bodies: Bodies) -> No
             sizes = [len((await aclient.get(url)).content) for _ in range(2)]
     assert sizes == [300000, 300000]
     assert bodies.hits["/big"] == 1
+
+
+def _state(response: httpx.Response) -> tuple[object, ...]:
+    return (
+        response.status_code,
+        response.headers.get("content-encoding"),
+        response.is_stream_consumed,
+        response.is_closed,
+        response.num_bytes_downloaded,
+    )
+
+
+def _observed(client: httpx.Client, url: str) -> list[object]:
+    """What a caller sees of a small body: get (and reading it again), and stream (raw, then decoded)."""
+    seen: list[object] = []
+    got = client.get(url)
+    seen += [got.content, _state(got), got.read(), _state(got)]
+    with pytest.raises(httpx.StreamConsumed):
+        list(got.iter_raw())
+    with client.stream("GET", url) as response:
+        seen += [_state(response), b"".join(response.iter_raw()), _state(response)]
+    with client.stream("GET", url) as response:
+        seen += [b"".join(response.iter_bytes()), _state(response)]
+    with client.stream("GET", url) as response:
+        seen += [response.read(), _state(response)]
+    return seen
+
+
+async def _aobserved(aclient: httpx.AsyncClient, url: str) -> list[object]:
+    """The async twin of :func:`_observed`."""
+    seen: list[object] = []
+    got = await aclient.get(url)
+    seen += [got.content, _state(got), await got.aread(), _state(got)]
+    with pytest.raises(httpx.StreamConsumed):
+        [part async for part in got.aiter_raw()]
+    async with aclient.stream("GET", url) as response:
+        seen += [_state(response), b"".join([p async for p in response.aiter_raw()]), _state(response)]
+    async with aclient.stream("GET", url) as response:
+        seen += [b"".join([p async for p in response.aiter_bytes()]), _state(response)]
+    async with aclient.stream("GET", url) as response:
+        seen += [await response.aread(), _state(response)]
+    return seen
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("path", ["/small", "/small-gzip"])
+async def test_a_body_read_inside_the_attempt_looks_as_plain_httpx_leaves_it(
+    mode: str, path: str, bodies: Bodies
+) -> None:
+    """A small body, read inside the attempt (and handed to httpx when it is not encoded),
+    gives the caller what plain httpx gives: content, raw bytes, decoded bytes, and the
+    response's state (stream consumed, closed, bytes downloaded) after each way of reading."""
+    url = bodies.url + path
+    policy = rs.pipeline(rs.Timeout(30), rs.Retry(attempts=2, on=rs.http.RETRYABLE))
+    if mode == "sync":
+        with httpx.Client() as plain, rs.http.client(policy) as ours:
+            expected, seen = _observed(plain, url), _observed(ours, url)
+    else:
+        async with httpx.AsyncClient() as aplain, rs.http.async_client(policy) as aours:
+            expected, seen = await _aobserved(aplain, url), await _aobserved(aours, url)
+    assert seen == expected
+    assert expected[0] == b"a short body, " * 8
